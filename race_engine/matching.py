@@ -1,0 +1,118 @@
+"""Map-matching: where along the course a position fix lies.
+
+A fix is projected onto the course segments inside a window of progress around the
+runner's last known progress, never onto the whole course: courses cross themselves and
+share paths (Zegama starts and finishes in the same street), and the nearest point of the
+whole course is often the wrong one.
+
+Choosing the window (the caller's job, e.g. the runner state):
+
+* ``near_m`` is the progress of the runner's reference fix (the last trusted match), or
+  None before the first match, which searches from the start: ``[0, ahead_m]``.
+* ``ahead_m`` should grow with the time since that reference fix, as the fastest
+  plausible speed times the elapsed time: ``ahead_m = max(500, 7 m/s * dt_s)``. After a
+  one-hour coverage hole the window then spans 25 km, so the runner is still found.
+* ``behind_m`` (300 m) allows for GPS noise and runners stepping back a little.
+
+Within the window the closest projection wins, except that among local minima of the
+distance within 15 m of the best one, the one whose progress is closest to ``near_m``
+is preferred: on hairpins and out-and-back stretches the two sides of the course are
+often equally close, and continuity is the better guide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from race_engine.course import Course
+
+TIE_M = 15.0
+_INF = np.array([np.inf])
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The matched point: progress along the course and distance off it, in metres."""
+
+    progress_m: float
+    off_m: float
+
+
+def match(
+    course: Course,
+    lat: float,
+    lon: float,
+    near_m: float | None,
+    *,
+    behind_m: float = 300.0,
+    ahead_m: float = 3000.0,
+) -> Match:
+    """Match a fix to the course within ``[near_m - behind_m, near_m + ahead_m]``.
+
+    ``near_m`` None means the runner has not been matched yet: the window is
+    ``[0, ahead_m]``. Segments whose distance range intersects the window are candidates;
+    progress is ``dist[i] + t * seg_len[i]`` of the closest point on segment ``i`` and
+    ``off_m`` the distance from the fix to that point. See the module docstring for how
+    to choose the window and how near-ties are broken.
+
+    Raises:
+        ValueError: a non-finite coordinate or window.
+    """
+    if not (np.isfinite(lat) and np.isfinite(lon)):
+        raise ValueError(f"cannot match a fix at lat={lat}, lon={lon}")
+    near = 0.0 if near_m is None else float(near_m)
+    lo = near - behind_m if near_m is not None else 0.0
+    hi = near + ahead_m
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"bad match window near_m={near_m}, ahead_m={ahead_m}")
+    dist = course.dist
+    nseg = dist.size - 1
+    # Keep the window on the course so a runner reported past the finish still matches.
+    lo = min(max(lo, 0.0), course.length_m)
+    hi = min(max(hi, lo), course.length_m)
+    i0 = max(int(np.searchsorted(dist, lo, side="left")) - 1, 0)
+    i1 = min(int(np.searchsorted(dist, hi, side="right")), nseg)
+    i1 = max(i1, i0 + 1)
+
+    fx, fy = course.project(lat, lon)
+    x0, y0 = course.x[i0:i1], course.y[i0:i1]
+    dx, dy = course.x[i0 + 1:i1 + 1] - x0, course.y[i0 + 1:i1 + 1] - y0
+    px, py = fx - x0, fy - y0
+    len2 = dx * dx + dy * dy
+    t = np.clip((px * dx + py * dy) / np.where(len2 > 0, len2, 1.0), 0.0, 1.0)
+    ex, ey = px - t * dx, py - t * dy
+    off = np.sqrt(ex * ex + ey * ey)
+    limit = float(off.min()) + TIE_M
+    # Local minima of the distance along the window are the distinct "passes" of the
+    # course near the fix; neighbouring segments of one pass are not rivals. The global
+    # minimum is always one of them.
+    padded = np.concatenate((_INF, off, _INF))
+    cands = np.flatnonzero((off <= padded[:-2]) & (off <= padded[2:]) & (off <= limit))
+    seg = i0 + cands
+    prog = dist[seg] + t[cands] * course.seg_len[seg]
+    k = int(np.argmin(np.abs(prog - near))) if cands.size > 1 else 0
+    return Match(float(prog[k]), float(off[cands[k]]))
+
+
+def match_many(
+    course: Course,
+    lats: Iterable[float],
+    lons: Iterable[float],
+    nears: Iterable[float | None],
+    *,
+    behind_m: float = 300.0,
+    ahead_m: float = 3000.0,
+) -> list[Match]:
+    """``match`` applied to each (lat, lon, near) triple, in order, with one window size.
+
+    Raises:
+        ValueError: as ``match``; or the three sequences differ in length.
+    """
+    la, lo, ne = list(lats), list(lons), list(nears)
+    if not len(la) == len(lo) == len(ne):
+        raise ValueError(f"lats, lons and nears differ in length: {len(la)}, {len(lo)}, {len(ne)}")
+    return [match(course, a, b, n, behind_m=behind_m, ahead_m=ahead_m)
+            for a, b, n in zip(la, lo, ne, strict=True)]

@@ -1,0 +1,70 @@
+"""Shared fixtures. Integration tests get a real Apache Kafka broker, started once per
+test session in its own folder and ports (so a running demo is left alone) and stopped
+at the end."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from zegama_live import kafka_local
+from zegama_live.kafka_local import LocalKafka
+
+
+def _free_port_pair() -> int:
+    """A port p such that p and p+1 are both free (client and controller listeners)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        with socket.socket() as s2:
+            try:
+                s2.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two consecutive free ports on 127.0.0.1")
+
+
+@dataclass
+class Broker:
+    """The session's broker; the fault tests stop and restart it."""
+
+    config: LocalKafka
+
+    @property
+    def bootstrap(self) -> str:
+        return self.config.bootstrap
+
+    def start(self) -> str:
+        return kafka_local.start(self.config)
+
+    def stop(self) -> str:
+        return kafka_local.stop(self.config)
+
+    def answers(self) -> bool:
+        return kafka_local.answers(self.config)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[Broker]:
+    home = kafka_local.REPO / "var" / "kafka-test"
+    port = _free_port_pair()
+    config = LocalKafka(home=home, port=port, controller_port=port + 1)
+    kafka_local.stop(config)  # a broker left over from an interrupted run
+    shutil.rmtree(home, ignore_errors=True)
+    broker = Broker(config)
+    print(broker.start())
+    yield broker
+    print(broker.stop())
+
+
+@pytest.fixture
+def kafka_bootstrap(kafka_broker: Broker) -> str:
+    if not kafka_broker.answers():  # a test stopped it and failed before restarting it
+        kafka_broker.start()
+    return kafka_broker.bootstrap

@@ -1,0 +1,406 @@
+"""One runner's state: a time-sorted track of observations, the splits and the status.
+
+Observations arrive in any order (trackers flush stored fixes after a coverage hole,
+retries duplicate them), so the track is kept sorted by fix time and a late fix is
+inserted where it belongs, refining the past. Per fix the work is two bisections, an
+insertion and an update of the progress envelope that stops as soon as the envelope is
+unchanged, so a fix costs O(log n) plus a small window.
+
+* Fixes (``f_t``, ``f_off``): every fix by time, deduplicated on its time, kept for
+  off-course alerting and "last seen".
+* Progress observations (``a_t``, ``a_p``, ``a_src``): fixes trusted for progress (within
+  ``OFF_TRACK_M`` of the course and not implausibly far ahead of the runner's earlier
+  progress), plus chip reads and manual splits at their checkpoint's distance.
+* The envelope ``a_m`` is the running maximum of progress over time: GPS noise and a
+  runner stepping back never move a split earlier or make splits unordered.
+
+A split is the moment the envelope crosses a checkpoint's distance, linearly
+interpolated between the observations either side (the start of the race at progress 0
+is an implicit first observation). A manual split wins over a chip read, which wins over
+the GPS estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+from typing import Any
+
+from race_engine.model import Race, Status
+
+# A fix further than this from the course is kept for off-course alerts, not for progress.
+OFF_TRACK_M = 200.0
+# Progress faster than this since the earlier envelope (plus the slack, for GPS noise and
+# matching jitter) is a mis-match onto another part of the course: no runner sustains it.
+MAX_SPEED_MPS = 8.0
+SPEED_SLACK_M = 150.0
+# The matching window (see race_engine.matching): 7 m/s since the neighbouring fix.
+WINDOW_SPEED_MPS = 7.0
+MIN_AHEAD_M = 500.0
+BEHIND_M = 300.0
+
+GPS, CHIP, MANUAL = 0, 1, 2
+SOURCES = ("gps", "chip", "manual")
+_NAN = math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """The time a runner crossed a checkpoint, and where that time comes from."""
+
+    checkpoint: str
+    t_ms: int
+    source: str  # "gps", "chip" or "manual"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A race's checkpoints as the runner state needs them: ids and metres, in course order."""
+
+    start_ms: int
+    ids: tuple[str, ...]
+    m: tuple[float, ...]
+    index: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_race(cls, race: Race) -> Layout:
+        """The layout of ``race``; checkpoint distances are clamped to the course length."""
+        cps = sorted(race.checkpoints, key=lambda c: c.m)
+        ids = tuple(c.id for c in cps)
+        length = race.course.length_m
+        return cls(race.start_ms, ids, tuple(min(c.m, length) for c in cps),
+                   {cid: i for i, cid in enumerate(ids)})
+
+
+class RunnerState:
+    """The mutable state of one runner in one race. See the module docstring."""
+
+    def __init__(self, bib: str, layout: Layout) -> None:
+        self.bib = bib
+        self.layout = layout
+        self.f_t: array[int] = array("q")
+        self.f_off: array[float] = array("d")
+        self.a_t: array[int] = array("q")
+        self.a_p: array[float] = array("d")
+        self.a_m: array[float] = array("d")
+        self.a_src: array[int] = array("b")
+        self.gps: dict[str, int] = {}
+        self.chip: dict[str, int] = {}
+        self.manual: dict[str, int] = {}
+        self.status = Status.RUNNING
+        self.reason = ""
+        self.status_ms: int | None = None
+        self.last_t: int | None = None  # the latest fix by fix time, and what it said
+        self.last_lat = _NAN
+        self.last_lon = _NAN
+        self.last_off = _NAN
+        self.last_bat: float | None = None
+        self.sos_ms: int | None = None
+
+    # ------------------------------------------------------------------ fixes
+
+    def window(self, t: int) -> tuple[float, float, float]:
+        """The matching window (near_m, behind_m, ahead_m) for a fix at time ``t``.
+
+        Centred on the envelope at the latest observation before ``t`` (the race start
+        at 0 m when there is none) and reaching as far as the runner can have gone since,
+        but not far past the next observation after ``t``.
+        """
+        a_t = self.a_t
+        k = bisect_left(a_t, t)
+        if k:
+            t0, near = a_t[k - 1], self.a_m[k - 1]
+        else:
+            t0, near = self.layout.start_ms, 0.0
+        ahead = max(MIN_AHEAD_M, WINDOW_SPEED_MPS * (t - t0) / 1000.0)
+        if k < len(a_t):
+            ahead = min(ahead, max(MIN_AHEAD_M, self.a_p[k] - near + BEHIND_M))
+        return near, BEHIND_M, ahead
+
+    def add_fix(self, t: int, progress_m: float, off_m: float, lat: float, lon: float,
+                bat: float | None = None, sos: bool = False) -> list[str] | None:
+        """Record a matched fix. Returns None for a duplicate (same fix time), else the
+        ids of checkpoints whose effective split changed (usually none)."""
+        f_t = self.f_t
+        k = bisect_left(f_t, t)
+        if k < len(f_t) and f_t[k] == t:
+            return None
+        f_t.insert(k, t)
+        self.f_off.insert(k, off_m)
+        if self.last_t is None or t > self.last_t:
+            self.last_t, self.last_lat, self.last_lon, self.last_off = t, lat, lon, off_m
+            if bat is not None:
+                self.last_bat = bat
+        if sos and self.sos_ms is None:
+            self.sos_ms = t
+        if t < self.layout.start_ms or not self._plausible(t, progress_m, off_m):
+            return []
+        span = self._insert_obs(t, progress_m, GPS)
+        return [] if span is None else self._resplit(*span)
+
+    def _plausible(self, t: int, p: float, off: float) -> bool:
+        """Whether a fix can be trusted for progress (see OFF_TRACK_M, MAX_SPEED_MPS)."""
+        if off > OFF_TRACK_M:
+            return False
+        k = bisect_left(self.a_t, t)
+        t0, m0 = (self.a_t[k - 1], self.a_m[k - 1]) if k else (self.layout.start_ms, 0.0)
+        return p - m0 <= SPEED_SLACK_M + MAX_SPEED_MPS * (t - t0) / 1000.0
+
+    # ------------------------------------------------------- chip and manual
+
+    def set_split(self, checkpoint: str, t: int, source: int) -> list[str]:
+        """Record a chip read (``CHIP``) or a manual split (``MANUAL``) at ``checkpoint``.
+
+        An earlier chip read of the same checkpoint wins over a later one (the runner
+        crossed the mat once; the later read is a second reader); a manual split
+        replaces the previous manual split. Returns the ids of changed splits.
+
+        Raises:
+            KeyError: ``checkpoint`` is not one of the race's checkpoints.
+        """
+        i = self.layout.index[checkpoint]
+        book = self.chip if source == CHIP else self.manual
+        old = book.get(checkpoint)
+        if old == t or (source == CHIP and old is not None and old < t):
+            return []
+        spans = []
+        if old is not None:
+            spans.append(self._remove_obs(old, source))
+        book[checkpoint] = t
+        spans.append(self._insert_obs(t, self.layout.m[i], source))
+        changed = {checkpoint}
+        for span in spans:
+            if span is not None:
+                changed.update(self._resplit(*span))
+        return [cid for cid in self.layout.ids if cid in changed]
+
+    # --------------------------------------------------------------- envelope
+
+    def _insert_obs(self, t: int, p: float, src: int) -> tuple[float, float] | None:
+        """Insert (or upgrade) an observation; the progress range whose splits may move."""
+        a_t = self.a_t
+        k = bisect_left(a_t, t)
+        if k < len(a_t) and a_t[k] == t:
+            if self.a_src[k] > src or (self.a_src[k] == src and self.a_p[k] == p):
+                return None
+            self.a_p[k], self.a_src[k] = p, src
+            return self._refresh(k)
+        a_t.insert(k, t)
+        self.a_p.insert(k, p)
+        self.a_m.insert(k, _NAN)
+        self.a_src.insert(k, src)
+        return self._refresh(k)
+
+    def _remove_obs(self, t: int, src: int) -> tuple[float, float] | None:
+        k = bisect_left(self.a_t, t)
+        if k == len(self.a_t) or self.a_t[k] != t or self.a_src[k] != src:
+            return None
+        old = self.a_m[k]
+        for a in (self.a_t, self.a_p, self.a_m, self.a_src):
+            del a[k]
+        if k == len(self.a_t):
+            return (self.a_m[k - 1] if k else 0.0), old
+        lo, hi = self._refresh(k)
+        return lo, max(hi, old)
+
+    def _refresh(self, k: int) -> tuple[float, float]:
+        """Recompute the envelope from index ``k`` until it is unchanged; returns the
+        range of progress over which the envelope (so a split) may have moved."""
+        a_p, a_m = self.a_p, self.a_m
+        lo = prev = a_m[k - 1] if k else 0.0
+        hi = lo
+        for j in range(k, len(a_p)):
+            v = a_p[j] if a_p[j] > prev else prev
+            old = a_m[j]
+            if v == old:
+                return lo, max(hi, v)
+            a_m[j] = v
+            prev = v
+            hi = max(hi, v) if old != old else max(hi, v, old)  # old is NaN when new
+        return lo, hi
+
+    def _resplit(self, lo: float, hi: float) -> list[str]:
+        """Recompute the GPS splits of checkpoints within [lo, hi] metres."""
+        ids, ms = self.layout.ids, self.layout.m
+        changed = []
+        for i in range(bisect_left(ms, lo), bisect_right(ms, hi)):
+            cid = ids[i]
+            t = self.time_at(ms[i])
+            ti = None if t is None else int(t + 0.5)
+            if self.gps.get(cid) != ti:
+                if ti is None:
+                    del self.gps[cid]
+                else:
+                    self.gps[cid] = ti
+                if cid not in self.chip and cid not in self.manual:
+                    changed.append(cid)
+        return changed
+
+    # ------------------------------------------------------------------ reads
+
+    def time_at(self, d: float) -> float | None:
+        """Epoch ms at which the envelope first reached ``d`` metres; None if not yet."""
+        a_m = self.a_m
+        if not a_m:
+            return None
+        if d <= 0.0:
+            return float(self.layout.start_ms)
+        i = bisect_left(a_m, d)
+        if i == len(a_m):
+            return None
+        t1, m1 = self.a_t[i], a_m[i]
+        t0, m0 = (self.a_t[i - 1], a_m[i - 1]) if i else (self.layout.start_ms, 0.0)
+        return t0 + (d - m0) / (m1 - m0) * (t1 - t0)
+
+    def progress_at(self, t: float) -> float:
+        """The envelope's progress (m) at epoch ms ``t``, interpolated between observations."""
+        a_t = self.a_t
+        k = bisect_right(a_t, t)
+        if k == len(a_t):
+            return self.a_m[-1] if k else 0.0
+        t0, m0 = (a_t[k - 1], self.a_m[k - 1]) if k else (self.layout.start_ms, 0.0)
+        t1, m1 = a_t[k], self.a_m[k]
+        if t <= t0:
+            return m0
+        return m0 + (m1 - m0) * (t - t0) / (t1 - t0)
+
+    def current(self) -> tuple[int, float] | None:
+        """(epoch ms, progress m) of the latest progress observation, or None."""
+        if not self.a_t:
+            return None
+        return self.a_t[-1], self.a_m[-1]
+
+    @property
+    def progress_m(self) -> float:
+        return self.a_m[-1] if self.a_m else 0.0
+
+    def split(self, checkpoint: str) -> Split | None:
+        """The effective (unclamped) split at ``checkpoint``: manual, chip, then GPS."""
+        for book, src in ((self.manual, "manual"), (self.chip, "chip"), (self.gps, "gps")):
+            t = book.get(checkpoint)
+            if t is not None:
+                return Split(checkpoint, t, src)
+        return None
+
+    def splits(self) -> list[Split]:
+        """The effective splits in course order, ordered in time.
+
+        GPS estimates are ordered by construction; a chip read or manual split is kept
+        as given, and a GPS estimate next to one is clamped so the sequence stays
+        ordered (e.g. a noisy fix must not put a split after the next chip read).
+        """
+        raw = [s for s in (self.split(cid) for cid in self.layout.ids) if s is not None]
+        out: list[Split] = []
+        bound: float = math.inf
+        for s in reversed(raw):  # later authoritative times bound earlier GPS ones
+            if s.source == "gps" and s.t_ms > bound:
+                s = Split(s.checkpoint, int(bound), "gps")
+            elif s.source != "gps":
+                bound = min(bound, s.t_ms)
+            out.append(s)
+        out.reverse()
+        low = -math.inf
+        for n, s in enumerate(out):
+            if s.source == "gps" and s.t_ms < low:
+                out[n] = Split(s.checkpoint, int(low), "gps")
+            low = max(low, out[n].t_ms)
+        return out
+
+    def furthest(self) -> int:
+        """Index of the furthest checkpoint with a split, -1 when none."""
+        for i in range(len(self.layout.ids) - 1, -1, -1):
+            if self.split(self.layout.ids[i]) is not None:
+                return i
+        return -1
+
+    def off_streak_ms(self, limit_m: float) -> int | None:
+        """Fix time at which the latest unbroken run of fixes beyond ``limit_m`` began, or
+        None when the latest fix is within ``limit_m`` of the course."""
+        f_t, f_off = self.f_t, self.f_off
+        j = len(f_t) - 1
+        if j < 0 or not f_off[j] > limit_m:
+            return None
+        while j > 0 and f_off[j - 1] > limit_m:
+            j -= 1
+        return f_t[j]
+
+    # ----------------------------------------------------------------- status
+
+    def set_status(self, status: Status, reason: str, t_ms: int | None) -> bool:
+        """Apply a race-control status (DNF, DNS, DSQ, or RUNNING to reinstate).
+
+        A reinstated runner with a finish split becomes FINISHED. Returns whether the
+        status or reason changed.
+        """
+        before = (self.status, self.reason)
+        self.status, self.reason, self.status_ms = status, reason, t_ms
+        if status is Status.RUNNING:
+            self.reason = ""
+            self.refresh_status()
+        return (self.status, self.reason) != before
+
+    def refresh_status(self) -> bool:
+        """Finish a running runner whose finish split exists (and undo it if it went)."""
+        fin = self.split(self.layout.ids[-1])
+        if self.status is Status.RUNNING and fin is not None:
+            self.status, self.status_ms = Status.FINISHED, fin.t_ms
+            return True
+        if self.status is Status.FINISHED and fin is None:
+            self.status, self.status_ms = Status.RUNNING, None
+            return True
+        if self.status is Status.FINISHED and fin is not None and self.status_ms != fin.t_ms:
+            self.status_ms = fin.t_ms
+            return True
+        return False
+
+    # --------------------------------------------------------------- snapshot
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able snapshot; ``from_dict`` restores an equal state."""
+        return {
+            "v": 1, "bib": self.bib,
+            "status": self.status.value, "reason": self.reason, "status_ms": self.status_ms,
+            "fixes": {"t": self.f_t.tolist(), "off": self.f_off.tolist()},
+            "obs": {"t": self.a_t.tolist(), "p": self.a_p.tolist(), "src": self.a_src.tolist()},
+            "chip": dict(self.chip), "manual": dict(self.manual),
+            "last": {"t": self.last_t, "lat": _num(self.last_lat), "lon": _num(self.last_lon),
+                     "off": _num(self.last_off), "bat": self.last_bat},
+            "sos_ms": self.sos_ms,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], layout: Layout) -> RunnerState:
+        """Restore a snapshot made by ``to_dict``.
+
+        Raises:
+            ValueError: the snapshot is not a version-1 runner snapshot or is malformed.
+        """
+        if not isinstance(d, dict) or d.get("v") != 1:
+            raise ValueError("not a version 1 runner snapshot (expected a dict with v=1)")
+        try:
+            r = cls(str(d["bib"]), layout)
+            r.status, r.reason, r.status_ms = Status(d["status"]), d["reason"], d["status_ms"]
+            r.f_t, r.f_off = array("q", d["fixes"]["t"]), array("d", d["fixes"]["off"])
+            obs = d["obs"]
+            r.a_t, r.a_p = array("q", obs["t"]), array("d", obs["p"])
+            r.a_src = array("b", obs["src"])
+            r.a_m = array("d", [_NAN]) * len(r.a_t)
+            r.chip, r.manual = dict(d["chip"]), dict(d["manual"])
+            last = d["last"]
+            r.last_t, r.last_bat, r.sos_ms = last["t"], last["bat"], d["sos_ms"]
+            r.last_lat, r.last_lon, r.last_off = (_NAN if last[k] is None else float(last[k])
+                                                  for k in ("lat", "lon", "off"))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"malformed runner snapshot: {e!r}") from e
+        if not (len(r.f_t) == len(r.f_off) and len(r.a_t) == len(r.a_p) == len(r.a_src)):
+            raise ValueError("malformed runner snapshot: track arrays differ in length")
+        if r.a_t:
+            r._refresh(0)
+        r._resplit(-math.inf, math.inf)
+        return r
+
+
+def _num(x: float) -> float | None:
+    return None if x != x else x

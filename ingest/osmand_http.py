@@ -1,0 +1,143 @@
+"""The OsmAnd port: Traccar Client's requests, answered as Traccar answers them.
+
+``200`` with an empty body when the fix is stored (Kafka acknowledged it), ``400`` for
+a query-string fix of an unknown device or a fix that does not decode, ``404`` for a
+JSON fix of an unknown device, ``401`` for a missing or wrong key, ``413`` for a body
+over the limit and ``503`` with ``Retry-After`` when Kafka does not acknowledge. Error
+bodies are one line of plain text a person can act on (the client ignores them).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import orjson
+from aiohttp import web
+
+from ingest import service as svc
+from ingest.auth import credential
+from ingest.osmand import (
+    CREDENTIAL_PARAMS,
+    DecodedFix,
+    decode_json,
+    decode_query,
+    json_device,
+    query_device,
+    query_params,
+)
+from ingest.producer import KafkaUnavailable
+from race_engine.fixes import FixError
+
+MAX_OSMAND_BODY = 64 * 1024
+MALFORMED_JSON = "malformed_json"
+MALFORMED_FORM = "malformed_form"
+
+
+def _text(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=message + "\n", headers=headers)
+
+
+async def handle(request: web.Request) -> web.Response:
+    """One OsmAnd request: a query string, a POST form, or a Traccar Client 9 JSON body."""
+    ingest = request.app[svc.INGEST_KEY]
+    ingest.registry.maybe_reload()
+    limit = min(ingest.settings.max_body_bytes, MAX_OSMAND_BODY)
+    if request.content_length is not None and request.content_length > limit:
+        return _refuse(ingest, "osmand", 413, svc.PAYLOAD_TOO_LARGE,
+                       f"the body is larger than {limit} bytes")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _refuse(ingest, "osmand", 413, svc.PAYLOAD_TOO_LARGE,
+                       f"the body is larger than {limit} bytes")
+    query = query_params(request.query.items())
+    if request.content_type == "application/json" or body.lstrip()[:1] == b"{":
+        return await _json(request, ingest, query, body)
+    params = query
+    if not set(query) - CREDENTIAL_PARAMS and body.strip():
+        try:  # Traccar reads the body as a form when the URL carries no parameters
+            params = {**query, **query_params(parse_qsl(body.decode("ascii"), strict_parsing=True))}
+        except (UnicodeDecodeError, ValueError):
+            return _refuse(ingest, "osmand", 400, MALFORMED_FORM,
+                           "the body is not a form (id=...&lat=...&lon=...)")
+    return await _query(request, ingest, params)
+
+
+async def _query(request: web.Request, ingest: svc.Ingest, params: dict[str, str]
+                 ) -> web.Response:
+    source = "osmand"
+    device = query_device(params)
+    if device is None:
+        return _refuse(ingest, source, 400, "bad_device",
+                       "missing 'id': set the device identifier in the tracker")
+    denied = _check_key(request, ingest, source, device, params)
+    if denied is not None:
+        return denied
+    bib = ingest.registry.bib_of(device)
+    if bib is None:
+        return _refuse(ingest, source, 400, svc.UNKNOWN_DEVICE,
+                       ingest.unknown_device_message(device))
+    now = ingest.clock()
+    try:
+        decoded = decode_query(params, now_ms=now, max_future_ms=ingest.max_future_ms)
+    except FixError as exc:
+        return _refuse(ingest, source, 400, exc.reason, exc.message)
+    return await _store(ingest, source, bib, decoded, now)
+
+
+async def _json(request: web.Request, ingest: svc.Ingest, query: dict[str, str], body: bytes
+                ) -> web.Response:
+    source = "osmand-json"
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return _refuse(ingest, source, 400, MALFORMED_JSON, f"the body is not valid JSON: {exc}")
+    device = json_device(obj)
+    if device is None:
+        return _refuse(ingest, source, 400, "bad_device",
+                       "missing 'device_id': set the device identifier in the tracker")
+    denied = _check_key(request, ingest, source, device, query)
+    if denied is not None:
+        return denied
+    bib = ingest.registry.bib_of(device)
+    if bib is None:
+        return _refuse(ingest, source, 404, svc.UNKNOWN_DEVICE,
+                       ingest.unknown_device_message(device))
+    now = ingest.clock()
+    try:
+        decoded = decode_json(obj, now_ms=now, max_future_ms=ingest.max_future_ms)
+    except FixError as exc:
+        return _refuse(ingest, source, 400, exc.reason, exc.message)
+    return await _store(ingest, source, bib, decoded, now)
+
+
+def _check_key(request: web.Request, ingest: svc.Ingest, source: str, device: str,
+               params: dict[str, str]) -> web.Response | None:
+    given = credential(request.headers, params)
+    if ingest.auth.allows(given, device):
+        return None
+    if given is None:
+        return _refuse(ingest, source, 401, svc.MISSING_KEY,
+                       "missing key: add ?key=<device token or race key> to the server URL")
+    return _refuse(ingest, source, 401, svc.BAD_KEY,
+                   f"the key is not valid for device {device!r}: check the server URL's key")
+
+
+async def _store(ingest: svc.Ingest, source: str, bib: str, decoded: DecodedFix, now: int
+                 ) -> web.Response:
+    message = ingest.ping_message(bib, decoded.fix, decoded.raw, source, now,
+                                  decoded.speed, decoded.heading)
+    try:
+        await ingest.send([message])
+    except KafkaUnavailable:
+        return _refuse(ingest, source, 503, svc.KAFKA_UNAVAILABLE,
+                       "not stored: the event store is unavailable, send the fix again later")
+    ingest.metrics.fixes_accepted.labels(source).inc()
+    return web.Response(status=200)
+
+
+def _refuse(ingest: svc.Ingest, source: str, status: int, reason: str, message: str
+            ) -> web.Response:
+    ingest.metrics.fixes_rejected.labels(source, reason).inc()
+    headers = ingest.retry_after() if status == 503 else None
+    return _text(status, message, headers)

@@ -1,0 +1,165 @@
+"""The Kafka side of ingest: an idempotent ``acks=all`` producer that heals itself.
+
+``send_all`` returns only when Kafka has acknowledged every record it was given, and
+raises KafkaUnavailable otherwise, so a handler answers 202 for nothing Kafka did not
+take. A supervisor task connects (and reconnects) in the background: the service
+starts while the broker is down and recovers, without a restart, when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+Message = tuple[str, bytes, bytes]  # topic, key, value
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka did not acknowledge (broker down, timeout): the caller answers 503."""
+
+
+class Sink(Protocol):
+    """Where accepted records go; the HTTP handlers know only this."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send_all(self, messages: Sequence[Message]) -> None: ...
+
+
+def _aiokafka_producer(bootstrap: str, request_timeout_ms: int) -> Any:
+    from aiokafka import AIOKafkaProducer
+
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id="zegama-ingest",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,  # coalesce concurrent requests' records into one produce request
+        max_batch_size=512 * 1024,
+        request_timeout_ms=request_timeout_ms,
+    )
+
+
+class KafkaSink:
+    """An aiokafka producer behind ``send_all``, with a reconnecting supervisor."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        ack_timeout_s: float = 10.0,
+        probe_interval_s: float = 1.0,
+        factory: Callable[[str, int], Any] = _aiokafka_producer,
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._ack_timeout = ack_timeout_s
+        self._probe_interval = probe_interval_s
+        self._factory = factory
+        self._producer: Any = None
+        self._ready = False
+        self._broken = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self.last_error = "not connected yet"
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def start(self) -> None:
+        """Start the supervisor; returns at once, connected or not."""
+        self._task = asyncio.create_task(self._supervise(), name="kafka-supervisor")
+
+    async def stop(self) -> None:
+        """Stop the supervisor and flush and close the producer."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._producer is not None:
+            await self._close(self._producer)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        self._ready = False
+
+    async def send_all(self, messages: Sequence[Message]) -> None:
+        """Send ``messages`` and wait for Kafka to acknowledge them all.
+
+        Raises KafkaUnavailable when not connected, on any send error, or after the
+        acknowledgement timeout; some of the records may then still reach Kafka, so a
+        retry can duplicate them (consumers deduplicate fixes by device and time).
+        """
+        producer = self._producer
+        if producer is None or not self._ready:
+            raise KafkaUnavailable(f"Kafka is unavailable: {self.last_error}")
+        try:
+            await asyncio.wait_for(self._send(producer, messages), self._ack_timeout)
+        except Exception as exc:  # any failure of the client means "not acknowledged"
+            self._fail(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            raise KafkaUnavailable(f"Kafka did not acknowledge: {self.last_error}") from exc
+
+    @staticmethod
+    async def _send(producer: Any, messages: Sequence[Message]) -> None:
+        futures = [await producer.send(topic, value, key=key) for topic, key, value in messages]
+        await asyncio.gather(*futures)
+
+    def _fail(self, why: str) -> None:
+        if self._ready:
+            log.warning("Kafka unavailable: %s", why)
+        self._ready = False
+        self.last_error = why
+        self._broken.set()
+
+    async def _supervise(self) -> None:
+        backoff = 0.2
+        while True:
+            if self._producer is None:
+                producer = None
+                try:
+                    producer = self._factory(self._bootstrap, int(self._ack_timeout * 1000))
+                    await producer.start()
+                except Exception as exc:
+                    self.last_error = f"cannot connect to {self._bootstrap}: {exc}"
+                    if producer is not None:
+                        await self._close(producer)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                self._producer, self._ready, backoff = producer, True, 0.2
+                self._broken.clear()
+                log.info("Kafka producer connected to %s", self._bootstrap)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._broken.wait(), self._probe_interval)
+            if self._broken.is_set():
+                # A send failed: start afresh rather than trust the producer's state.
+                old, self._producer = self._producer, None
+                task = asyncio.create_task(self._close(old))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+                continue
+            await self._probe()
+
+    async def _probe(self) -> None:
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 3.0)
+        except Exception as exc:
+            self._fail(f"broker not answering: {exc or type(exc).__name__}")
+            return
+        if not self._ready:
+            log.info("Kafka is back")
+        self._ready = True
+
+    async def _close(self, producer: Any) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), 30.0)

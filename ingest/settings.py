@@ -1,0 +1,159 @@
+"""The ingest service's settings: one frozen object, defaults in code.
+
+Each setting has a command-line flag and an environment variable; the flag wins over
+the variable, which wins over the default. This module is the only place that reads
+the environment. Secrets (keys) are never shown: not in ``repr``, not in
+``--print-config``, not in logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting with a value that cannot be used; the message names the flag and variable."""
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Everything the ingest service needs to run."""
+
+    host: str = "0.0.0.0"
+    port: int = 8081
+    osmand_port: int = 5055
+    race_dir: Path = Path("races/zegama-2026")
+    race_id: str = ""  # empty: the race folder's name
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    ingest_key: str = field(default="", repr=False)
+    device_secret: str = field(default="", repr=False)
+    admin_key: str = field(default="", repr=False)
+    no_auth: bool = False
+    max_batch: int = 1000
+    max_body_bytes: int = 1_048_576
+    max_future_s: float = 300.0
+    ack_timeout_s: float = 10.0
+    retry_after_s: int = 5
+    reload_interval_s: float = 2.0
+
+    @property
+    def race(self) -> str:
+        """The race id used in record keys: ``race_id`` or the race folder's name."""
+        return self.race_id or self.race_dir.resolve().name
+
+    def masked(self) -> dict[str, object]:
+        """The effective settings as plain values, secrets replaced by ``***``."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRETS:
+                value = "***" if value else ""
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        out["race"] = self.race
+        return out
+
+
+SECRETS = frozenset({"ingest_key", "device_secret", "admin_key"})
+
+
+@dataclass(frozen=True)
+class _Option:
+    name: str
+    env: str
+    help: str
+    parse: Callable[[str], Any]
+    flag: bool = False  # a switch without a value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"{text!r} is not a boolean (use 1/0, true/false)")
+
+
+OPTIONS: tuple[_Option, ...] = (
+    _Option("host", "ZEGAMA_INGEST_HOST", "address to listen on", str),
+    _Option("port", "ZEGAMA_INGEST_PORT", "port of the JSON APIs, /healthz, /metrics", int),
+    _Option("osmand_port", "ZEGAMA_INGEST_OSMAND_PORT", "port of the OsmAnd protocol", int),
+    _Option("race_dir", "ZEGAMA_INGEST_RACE_DIR", "race folder holding entrants.csv", Path),
+    _Option("race_id", "ZEGAMA_INGEST_RACE_ID", "race id in record keys (default: folder)", str),
+    _Option("kafka_bootstrap", "ZEGAMA_KAFKA_BOOTSTRAP", "Kafka bootstrap servers", str),
+    _Option("ingest_key", "ZEGAMA_INGEST_KEY", "the race's ingest key (secret)", str),
+    _Option("device_secret", "ZEGAMA_INGEST_DEVICE_SECRET",
+            "secret from which per-device tokens are derived (secret)", str),
+    _Option("admin_key", "ZEGAMA_INGEST_ADMIN_KEY", "key of the admin endpoints (secret)", str),
+    _Option("no_auth", "ZEGAMA_INGEST_NO_AUTH",
+            "accept requests without any key (local development only)", _bool, flag=True),
+    _Option("max_batch", "ZEGAMA_INGEST_MAX_BATCH", "most fixes in one batch", int),
+    _Option("max_body_bytes", "ZEGAMA_INGEST_MAX_BODY_BYTES", "largest request body", int),
+    _Option("max_future_s", "ZEGAMA_INGEST_MAX_FUTURE_S",
+            "refuse fixes further than this in the future (s)", float),
+    _Option("ack_timeout_s", "ZEGAMA_INGEST_ACK_TIMEOUT_S",
+            "longest wait for Kafka's acknowledgement before answering 503 (s)", float),
+    _Option("retry_after_s", "ZEGAMA_INGEST_RETRY_AFTER_S", "Retry-After of a 503 (s)", int),
+    _Option("reload_interval_s", "ZEGAMA_INGEST_RELOAD_INTERVAL_S",
+            "how often entrants.csv is checked for changes (s)", float),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting; its help names the environment variable and default."""
+    defaults = IngestSettings()
+    group = parser.add_argument_group("settings (flag > environment variable > default)")
+    for opt in OPTIONS:
+        flag = "--" + opt.name.replace("_", "-")
+        default = "***" if opt.name in SECRETS else getattr(defaults, opt.name)
+        shown = f" default {default!s}" if default not in ("", "***") else ""
+        text = f"{opt.help} [env {opt.env};{shown or ' no default'}]"
+        if opt.flag:
+            group.add_argument(flag, dest=opt.name, action="store_true", default=None, help=text)
+        else:
+            group.add_argument(flag, dest=opt.name, default=None, metavar="VALUE", help=text)
+
+
+def load(args: argparse.Namespace | None = None,
+         environ: Mapping[str, str] | None = None) -> IngestSettings:
+    """The effective settings from parsed flags and the environment.
+
+    Raises SettingsError naming the flag and variable of a value that does not parse,
+    and when no key is set while authentication is on.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        given = getattr(args, opt.name, None) if args is not None else None
+        source, text = ("--" + opt.name.replace("_", "-"), given)
+        if given is None and opt.env in env:
+            source, text = (opt.env, env[opt.env])
+        if text is None:
+            continue
+        try:
+            values[opt.name] = text if isinstance(text, bool) else opt.parse(text)
+        except ValueError as exc:
+            shown = "***" if opt.name in SECRETS else repr(text)
+            raise SettingsError(f"{source}={shown}: {exc}") from None
+    settings = IngestSettings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(s: IngestSettings) -> None:
+    for name in ("port", "osmand_port"):
+        if not 0 <= getattr(s, name) <= 65535:
+            raise SettingsError(f"{name} must be a TCP port within 0..65535")
+    for name in ("max_batch", "max_body_bytes", "ack_timeout_s", "retry_after_s"):
+        if getattr(s, name) <= 0:
+            raise SettingsError(f"{name} must be positive")
+    if not s.no_auth and not (s.ingest_key or s.device_secret):
+        raise SettingsError(
+            "no key is set: set ZEGAMA_INGEST_KEY (or ZEGAMA_INGEST_DEVICE_SECRET), "
+            "or pass --no-auth for local development"
+        )

@@ -51,7 +51,9 @@ class Course:
 
     ``dist[i]`` is the distance in metres from the start to point ``i`` (``dist[0] == 0``,
     strictly increasing). ``x``/``y`` are the projected points in metres and ``seg_len`` the
-    length along the course of each segment (``dist[i+1] - dist[i]``); the matcher uses them.
+    length along the course of each segment (``dist[i+1] - dist[i]``); ``seg_dx``/``seg_dy``
+    are each segment's projected vector and ``seg_inv_len2`` one over its squared projected
+    length. The matcher uses them.
     """
 
     lat: Array
@@ -62,8 +64,13 @@ class Course:
     x: Array
     y: Array
     seg_len: Array
+    seg_dx: Array
+    seg_dy: Array
+    seg_inv_len2: Array
     lat0: float
     lon0: float
+    kx: float  # metres per degree of longitude at lat0
+    ky: float  # metres per degree of latitude
     _climb_grid: Array  # distances of the smoothed-profile grid
     _ascent_cum: Array  # cumulative ascent on that grid
     _descent_cum: Array  # cumulative descent on that grid
@@ -106,11 +113,16 @@ class Course:
         el, has_ele = _fill_elevation(dist, el)
         lat0, lon0 = float(np.mean(la)), float(np.mean(lo))
         x, y = project(la, lo, lat0, lon0)
+        dx, dy = np.diff(x), np.diff(y)
+        len2 = dx * dx + dy * dy
         grid, asc, desc = _climb_tables(dist, el)
+        ky = math.pi / 180.0 * EARTH_RADIUS_M
         return cls(
             lat=_frozen(la), lon=_frozen(lo), ele=_frozen(el), dist=_frozen(dist),
             has_elevation=has_ele, x=_frozen(x), y=_frozen(y), seg_len=_frozen(np.diff(dist)),
-            lat0=lat0, lon0=lon0,
+            seg_dx=_frozen(dx), seg_dy=_frozen(dy),
+            seg_inv_len2=_frozen(np.divide(1.0, len2, out=np.zeros_like(len2), where=len2 > 0)),
+            lat0=lat0, lon0=lon0, kx=ky * math.cos(math.radians(lat0)), ky=ky,
             _climb_grid=_frozen(grid), _ascent_cum=_frozen(asc), _descent_cum=_frozen(desc),
         )
 
@@ -168,8 +180,7 @@ class Course:
 
     def project(self, lat: float, lon: float) -> tuple[float, float]:
         """(x, y) in metres of a point in this course's local projection."""
-        k = math.pi / 180.0 * EARTH_RADIUS_M
-        return (lon - self.lon0) * k * math.cos(math.radians(self.lat0)), (lat - self.lat0) * k
+        return (lon - self.lon0) * self.kx, (lat - self.lat0) * self.ky
 
 
 def project(lat: Array, lon: Array, lat0: float, lon0: float) -> tuple[Array, Array]:

@@ -73,28 +73,29 @@ def match(
     # Keep the window on the course so a runner reported past the finish still matches.
     lo = min(max(lo, 0.0), course.length_m)
     hi = min(max(hi, lo), course.length_m)
-    i0 = max(int(np.searchsorted(dist, lo, side="left")) - 1, 0)
-    i1 = min(int(np.searchsorted(dist, hi, side="right")), nseg)
-    i1 = max(i1, i0 + 1)
+    i0 = max(int(dist.searchsorted(lo, side="left")) - 1, 0)
+    i1 = max(min(int(dist.searchsorted(hi, side="right")), nseg), i0 + 1)
 
+    # Per-call cost matters (once per fix): method calls rather than np.* dispatch, and
+    # squared distances, with a square root only for the winner.
     fx, fy = course.project(lat, lon)
-    x0, y0 = course.x[i0:i1], course.y[i0:i1]
-    dx, dy = course.x[i0 + 1:i1 + 1] - x0, course.y[i0 + 1:i1 + 1] - y0
-    px, py = fx - x0, fy - y0
-    len2 = dx * dx + dy * dy
-    t = np.clip((px * dx + py * dy) / np.where(len2 > 0, len2, 1.0), 0.0, 1.0)
+    px, py = fx - course.x[i0:i1], fy - course.y[i0:i1]
+    dx, dy = course.seg_dx[i0:i1], course.seg_dy[i0:i1]
+    t = ((px * dx + py * dy) * course.seg_inv_len2[i0:i1]).clip(0.0, 1.0)
     ex, ey = px - t * dx, py - t * dy
-    off = np.sqrt(ex * ex + ey * ey)
-    limit = float(off.min()) + TIE_M
+    off2 = ex * ex + ey * ey
+    limit = (float(off2.min()) ** 0.5 + TIE_M) ** 2
     # Local minima of the distance along the window are the distinct "passes" of the
     # course near the fix; neighbouring segments of one pass are not rivals. The global
     # minimum is always one of them.
-    padded = np.concatenate((_INF, off, _INF))
-    cands = np.flatnonzero((off <= padded[:-2]) & (off <= padded[2:]) & (off <= limit))
-    seg = i0 + cands
-    prog = dist[seg] + t[cands] * course.seg_len[seg]
-    k = int(np.argmin(np.abs(prog - near))) if cands.size > 1 else 0
-    return Match(float(prog[k]), float(off[cands[k]]))
+    padded = np.concatenate((_INF, off2, _INF))
+    cands = ((off2 <= padded[:-2]) & (off2 <= padded[2:]) & (off2 <= limit)).nonzero()[0]
+    if cands.size == 1:
+        k = int(cands[0])
+    else:
+        prog = dist[i0 + cands] + t[cands] * course.seg_len[i0 + cands]
+        k = int(cands[int(abs(prog - near).argmin())])
+    return Match(float(dist[i0 + k] + t[k] * course.seg_len[i0 + k]), float(off2[k]) ** 0.5)
 
 
 def match_many(

@@ -14,6 +14,7 @@ of the course. A larger difference means the wrong file and is an error.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import re
 import tomllib
@@ -64,8 +65,7 @@ def load_race(path: str | Path) -> Race:
         raise RaceFolderError(str(folder), "folder name", f"race id {race_id!r} has characters "
                               "other than letters, digits, '.', '_', '-'",
                               "rename the folder, e.g. zegama-2026")
-    gpx_path = folder / "course.gpx"
-    course = course_from_gpx(_read_text(gpx_path), source=str(gpx_path))
+    course = load_course(folder / "course.gpx")
     toml_path = folder / "race.toml"
     settings = parse_race_toml(_read_text(toml_path), course.length_m, source=str(toml_path))
     entrants = load_entrants(folder / "entrants.csv")
@@ -92,7 +92,7 @@ def load_course(path: str | Path) -> Course:
         RaceFolderError: the file is missing, unreadable or not a usable GPX course.
     """
     p = Path(path)
-    return course_from_gpx(_read_text(p), source=str(p))
+    return course_from_gpx(_read_xml(p), source=str(p))
 
 
 def load_entrants(path: str | Path) -> tuple[Entrant, ...]:
@@ -154,18 +154,43 @@ def parse_entrants(text: str, *, source: str = "entrants.csv") -> tuple[Entrant,
     return tuple(entrants)
 
 
-def _read_text(path: Path) -> str:
+_XML_ENCODING = re.compile(rb"""^<\?xml[^>]*encoding=["']([A-Za-z0-9._-]+)["']""")
+
+
+def _read_xml(path: Path) -> str:
+    """Decode an XML file by its declared encoding (GPX exports are not always UTF-8)."""
+    raw = _read_bytes(path).removeprefix(b"\xef\xbb\xbf")
+    m = _XML_ENCODING.match(raw.lstrip())
+    encoding = m.group(1).decode("ascii") if m else "utf-8"
+    try:
+        return raw.decode(encoding)
+    except LookupError as e:
+        raise RaceFolderError(str(path), "line 1", f"unknown encoding {encoding!r}",
+                              'save the file as UTF-8 with encoding="UTF-8"') from e
+    except UnicodeDecodeError as e:
+        raise RaceFolderError(str(path), f"byte {e.start}", f"not valid {encoding} text",
+                              "save the file as UTF-8 and declare it so") from e
+
+
+def _read_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise RaceFolderError(str(path), "file", "the file is missing",
                               f"add {path.name} to the race folder (see docs/race-folder.md)")
     try:
-        return path.read_text(encoding="utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as e:
-        raise RaceFolderError(str(path), f"byte {e.start}", "not UTF-8 text",
-                              "save the file as UTF-8") from e
+        return path.read_bytes()
     except OSError as e:
         raise RaceFolderError(str(path), "file", f"cannot be read ({e.strerror})",
                               "check the file's permissions") from e
+
+
+def _read_text(path: Path) -> str:
+    raw = _read_bytes(path)
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise RaceFolderError(str(path), f"line {line}", "not UTF-8 text",
+                              "save the file as UTF-8") from e
 
 
 # ---------------------------------------------------------------- race.toml
@@ -210,10 +235,13 @@ class _Toml:
             raise self.fail(where, "expected a table",
                             f"write it as [{table}] with key = value lines")
         required, optional = _KEYS[table]
+        known = required | optional
         for key in value:
-            if key not in required | optional:
-                raise self.fail(f"{where}.{key}", f"unknown key {key!r}", "remove it or fix its "
-                                f"spelling; known keys: {', '.join(sorted(required | optional))}")
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise self.fail(f"{where}.{key}", f"unknown key {key!r}", f"{hint}remove it or "
+                                f"fix its spelling; known keys: {', '.join(sorted(known))}")
         for key in sorted(required):
             if key not in value:
                 raise self.fail(f"{where}.{key}", f"missing key {key!r}", f"add {key} = ...")

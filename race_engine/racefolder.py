@@ -364,6 +364,10 @@ def _checkpoints(tf: _Toml, items: list[dict[str, Any]], length_m: float,
         if i == 1 and km != 0:
             raise tf.fail("checkpoints[1].km", f"the first checkpoint is the start but km is {km}",
                           "put the start first, with km = 0")
+        if km * 1000.0 > length_m * (1 + FINISH_TOLERANCE):
+            raise tf.fail(f"checkpoints[{i}].km", f"{km} ({cid}) is beyond the course length "
+                          f"{length_m / 1000:.3f} km (course.gpx)", "correct the km, or check "
+                          "that course.gpx is the whole course")
         if kms and km <= kms[-1]:
             raise tf.fail(f"checkpoints[{i}].km", f"{km} ({cid}) is not after the previous "
                           f"checkpoint's {kms[-1]}", "list checkpoints in course order with "

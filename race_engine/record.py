@@ -77,14 +77,16 @@ class RecordCurve:
                                  "the previous one in distance and time")
             knots_d.append(m)
             knots_t.append(r.t_s)
+        # The knots join the grid so the curve passes exactly through each record split.
+        grid = np.union1d(d, knots_d)
+        e = np.interp(grid, d, effort)
         ke = np.interp(knots_d, d, effort)
-        e = np.asarray(effort)
         # Effort seconds per effort metre on each record interval; beyond the last record
         # split the last interval's rate carries on.
         seg = np.clip(np.searchsorted(ke, e, side="right") - 1, 0, len(knots_d) - 2)
         rate = np.diff(knots_t) / np.diff(ke)
         t = np.asarray(knots_t)[seg] + (e - ke[seg]) * rate[seg]
-        return cls(d, [float(x) for x in t], "record")
+        return cls([float(x) for x in grid], [float(x) for x in t], "record")
 
     @classmethod
     def effort_curve(cls, course: Course) -> RecordCurve:

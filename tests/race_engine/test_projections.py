@@ -1,0 +1,83 @@
+"""Projections: record-ratio model with fatigue, the last-segment baseline, bands."""
+
+from __future__ import annotations
+
+import pytest
+
+from race_engine.projections import (
+    EFFORT_RATIO,
+    FATIGUE,
+    LAST_SEGMENT,
+    RECORD_RATIO,
+    pace_ratio,
+    project,
+)
+from race_engine.record import RecordCurve
+from race_engine.runner import Layout, RunnerState
+
+START = 1_800_000_000_000
+LAYOUT = Layout(START, ("start", "a", "finish"), (0.0, 2000.0, 4000.0),
+                {"start": 0, "a": 1, "finish": 2})
+CURVE = RecordCurve([0.0, 4000.0], [0.0, 800.0], "record")  # 0.2 s per metre
+TARGETS = [("a", 2000.0), ("finish", 4000.0)]
+
+
+def at(s: float) -> int:
+    return START + round(s * 1000)
+
+
+def runner(*obs: tuple[float, float]) -> RunnerState:
+    r = RunnerState("1", LAYOUT)
+    for s, p in obs:
+        r.add_fix(at(s), p, 5.0, 43.0, -2.0)
+    return r
+
+
+def test_record_ratio_projects_the_runner_ratio_with_fatigue() -> None:
+    r = runner((300, 1000.0), (600, 2000.0), (900, 3000.0))  # 1.5x the reference
+    assert pace_ratio(r, CURVE, at(900), 3000.0) == pytest.approx(1.5)
+    (eta,) = project(r, CURVE, TARGETS, at(900), 4000.0)
+    remaining = 1.5 * (1 + FATIGUE * 0.5 * 1000 / 4000) * 200.0
+    assert eta.target == "finish" and eta.model == RECORD_RATIO
+    assert eta.t_ms == pytest.approx(at(900 + remaining), abs=1)
+    assert eta.p10_ms < eta.t_ms < eta.p90_ms
+
+
+def test_recent_pace_weighs_in() -> None:
+    # 1.5x for 2 km, then 3x over the last 2 km: the projection is slower than 1.5x.
+    r = runner((300, 1000.0), (600, 2000.0), (1200, 3000.0), (1800, 4000.0 - 1))
+    ratio = pace_ratio(r, CURVE, at(1800), 3999.0)
+    assert 1800 / 800 < ratio < 3.0
+
+
+def test_band_widens_with_remaining_distance() -> None:
+    r = runner((300, 1000.0))
+    near, far = project(r, CURVE, TARGETS, at(300), 4000.0)
+    assert (near.p90_ms - near.p10_ms) / (near.t_ms - at(300)) < \
+        (far.p90_ms - far.p10_ms) / (far.t_ms - at(300))
+
+
+def test_baseline_uses_the_last_segment_speed() -> None:
+    r = runner((300, 1000.0), (600, 2000.0), (1200, 3000.0))
+    (eta,) = project(r, CURVE, TARGETS, at(1200), 4000.0, model=LAST_SEGMENT)
+    # The last segment start -> a took 600 s for 2000 m: 1000 m left is 300 s.
+    assert eta.model == LAST_SEGMENT and eta.t_ms == at(1500)
+
+
+def test_effort_reference_is_named_as_such() -> None:
+    r = runner((300, 1000.0))
+    etas = project(r, RecordCurve([0.0, 4000.0], [0.0, 1000.0], "effort"), TARGETS,
+                   at(300), 4000.0)
+    assert {e.model for e in etas} == {EFFORT_RATIO}
+
+
+def test_no_eta_is_before_now() -> None:
+    r = runner((300, 1000.0))
+    etas = project(r, CURVE, TARGETS, at(5000), 4000.0)
+    assert all(e.p10_ms >= at(5000) for e in etas)
+
+
+def test_too_early_to_project_and_unknown_model() -> None:
+    assert project(runner((60, 200.0)), CURVE, TARGETS, at(60), 4000.0) == []
+    with pytest.raises(ValueError, match="unknown projection model 'magic'"):
+        project(runner(), CURVE, TARGETS, at(60), 4000.0, model="magic")

@@ -1,0 +1,217 @@
+"""Runner state: the time-sorted track, interpolated splits, overrides, status, snapshot."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from race_engine.model import Status
+from race_engine.runner import CHIP, MANUAL, OFF_TRACK_M, Layout, RunnerState
+
+START = 1_800_000_000_000
+LAYOUT = Layout(START, ("start", "a", "b", "finish"), (0.0, 1000.0, 2000.0, 3000.0),
+                {"start": 0, "a": 1, "b": 2, "finish": 3})
+
+
+def at(s: float) -> int:
+    return START + round(s * 1000)
+
+
+def runner(*obs: tuple[float, float]) -> RunnerState:
+    r = RunnerState("7", LAYOUT)
+    for s, p in obs:
+        r.add_fix(at(s), p, 5.0, 43.0, -2.0)
+    return r
+
+
+def split_times(r: RunnerState) -> dict[str, int]:
+    return {s.checkpoint: s.t_ms for s in r.splits()}
+
+
+def test_split_is_interpolated_between_the_fixes_either_side() -> None:
+    r = runner((100, 400.0), (200, 1200.0))
+    # 1000 m is 600/800 of the way from 400 m to 1200 m: 75 s after the first fix.
+    assert split_times(r) == {"start": START, "a": at(175)}
+    assert r.split("a") is not None and r.split("a").source == "gps"  # type: ignore[union-attr]
+
+
+def test_a_late_fix_inside_the_interval_refines_the_split() -> None:
+    r = runner((100, 400.0), (200, 1200.0))
+    changed = r.add_fix(at(150), 900.0, 3.0, 43.0, -2.0)
+    assert changed == ["a"]
+    # Now between (150 s, 900 m) and (200 s, 1200 m): 100/300 of 50 s.
+    assert r.split("a").t_ms == round(at(150) + 50_000 / 3)  # type: ignore[union-attr]
+
+
+def test_a_late_fix_outside_any_checkpoint_interval_changes_no_split() -> None:
+    r = runner((100, 400.0), (200, 1200.0), (300, 1500.0))
+    before = split_times(r)
+    assert r.add_fix(at(250), 1350.0, 3.0, 43.0, -2.0) == []
+    assert split_times(r) == before
+
+
+def test_duplicate_fix_is_ignored() -> None:
+    r = runner((100, 400.0), (200, 1200.0))
+    snap = r.to_dict()
+    assert r.add_fix(at(200), 1500.0, 3.0, 43.0, -2.0) is None
+    assert r.to_dict() == snap
+
+
+def test_first_fix_past_a_checkpoint_interpolates_from_the_start() -> None:
+    r = runner((400, 2000.0))
+    # From (start, 0 m) to (400 s, 2000 m): 1000 m at 200 s.
+    assert split_times(r)["a"] == at(200)
+
+
+def test_stepping_back_never_moves_a_split_or_progress_back() -> None:
+    r = runner((100, 900.0), (200, 1100.0), (300, 1050.0), (400, 1400.0))
+    assert r.progress_at(at(300)) == 1100.0
+    assert split_times(r)["a"] == at(150)
+    assert r.progress_m == 1400.0
+
+
+def test_off_course_fix_is_kept_for_alerts_but_not_for_progress() -> None:
+    r = runner((100, 500.0))
+    r.add_fix(at(200), 2500.0, OFF_TRACK_M + 50, 43.1, -2.1)
+    assert r.progress_m == 500.0
+    assert r.last_t == at(200) and r.last_off == OFF_TRACK_M + 50
+    assert r.off_streak_ms(150.0) == at(200)
+
+
+def test_implausibly_fast_progress_is_rejected() -> None:
+    r = runner((100, 500.0))
+    r.add_fix(at(110), 2900.0, 5.0, 43.0, -2.0)  # 2.4 km in 10 s: matched elsewhere
+    assert r.progress_m == 500.0 and "b" not in split_times(r)
+
+
+def test_chip_read_overrides_gps_and_manual_overrides_chip() -> None:
+    r = runner((100, 400.0), (200, 1200.0))
+    assert r.set_split("a", at(180), CHIP) == ["a"]
+    assert r.split("a") is not None and r.split("a").t_ms == at(180)  # type: ignore[union-attr]
+    assert r.set_split("a", at(170), MANUAL) == ["a"]
+    s = r.split("a")
+    assert s is not None and (s.t_ms, s.source) == (at(170), "manual")
+
+
+def test_earlier_chip_read_of_a_checkpoint_wins() -> None:
+    r = runner((100, 400.0))
+    r.set_split("a", at(180), CHIP)
+    assert r.set_split("a", at(185), CHIP) == []
+    r.set_split("a", at(178), CHIP)
+    assert split_times(r)["a"] == at(178)
+
+
+def test_chip_read_fills_the_splits_between_gps_and_the_mat() -> None:
+    r = runner((100, 500.0))
+    r.set_split("finish", at(700), CHIP)
+    times = split_times(r)
+    # GPS stops at 500 m; the finish mat is at 3000 m: a and b are interpolated.
+    assert times["a"] == at(100 + 600 * 500 / 2500)
+    assert times["b"] == at(100 + 600 * 1500 / 2500)
+    assert r.refresh_status() is True
+    assert r.status is Status.FINISHED and r.status_ms == at(700)
+
+
+def test_gps_split_is_clamped_to_stay_before_a_later_chip_read() -> None:
+    r = runner((100, 400.0), (300, 1100.0))
+    r.set_split("b", at(200), CHIP)  # a mat read contradicting the GPS
+    times = [s.t_ms for s in r.splits()]
+    assert times == sorted(times)
+
+
+def test_status_finished_with_finish_split_and_race_control_wins() -> None:
+    r = runner((100, 1500.0))
+    assert r.set_status(Status.DNF, "hypothermia", at(120))
+    r.add_fix(at(600), 3000.0, 2.0, 43.0, -2.0)
+    assert r.refresh_status() is False and r.status is Status.DNF and r.reason == "hypothermia"
+    assert r.set_status(Status.RUNNING, "", at(700))
+    assert r.status is Status.FINISHED and r.reason == ""
+
+
+def test_window_grows_with_time_since_the_previous_fix() -> None:
+    r = runner((200, 1000.0))
+    near, behind, ahead = r.window(at(210))
+    assert (near, behind, ahead) == (1000.0, 300.0, 500.0)
+    assert r.window(at(1200))[2] == 7000.0
+    r.add_fix(at(1200), 2000.0, 1.0, 43.0, -2.0)
+    # A fix between two known ones need not look far past the later one.
+    assert r.window(at(700))[2] == 1300.0
+
+
+def test_snapshot_round_trips_through_json() -> None:
+    r = runner((100, 400.0), (200, 1200.0), (50, 100.0))
+    r.add_fix(at(250), 1300.0, 300.0, 43.2, -2.1, bat=0.4, sos=True)
+    r.set_split("b", at(400), CHIP)
+    r.set_status(Status.DSQ, "cut the course", at(500))
+    back = RunnerState.from_dict(json.loads(json.dumps(r.to_dict())), LAYOUT)
+    assert back.to_dict() == r.to_dict()
+    assert back.splits() == r.splits() and back.a_m == r.a_m
+    assert back.sos_ms == at(250) and back.last_bat == 0.4
+
+
+def test_from_dict_rejects_garbage() -> None:
+    for bad in ({}, {"v": 2}, {"v": 1, "bib": "1"}):
+        try:
+            RunnerState.from_dict(bad, LAYOUT)
+        except ValueError as e:
+            assert "snapshot" in str(e)
+        else:
+            raise AssertionError(f"{bad} was accepted")
+
+
+# ------------------------------------------------------------------ properties
+
+observations = st.lists(
+    st.tuples(st.integers(1, 20_000), st.floats(0.0, 3500.0)), min_size=1, max_size=40,
+    unique_by=lambda o: o[0],
+)
+
+
+def _clean(obs: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Progress that a runner can produce: non-decreasing-ish, at most 4 m/s."""
+    obs = sorted(obs)
+    out, p = [], 0.0
+    for s, raw in obs:
+        p = min(max(raw, p - 40.0), p + 4.0 * (s - (out[-1][0] if out else 0)))
+        out.append((s, p))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(observations, st.randoms(use_true_random=False))
+def test_any_arrival_order_gives_the_same_splits(obs: list[tuple[int, float]],
+                                                 rnd: random.Random) -> None:
+    obs = _clean(obs)
+    shuffled = list(obs)
+    rnd.shuffle(shuffled)
+    assert runner(*obs).splits() == runner(*shuffled).splits()
+
+
+@settings(max_examples=200, deadline=None)
+@given(observations, st.randoms(use_true_random=False))
+def test_duplicates_change_nothing(obs: list[tuple[int, float]], rnd: random.Random) -> None:
+    obs = _clean(obs)
+    twice = obs + [rnd.choice(obs) for _ in range(len(obs))]
+    assert runner(*twice).to_dict() == runner(*obs).to_dict()
+
+
+@settings(max_examples=200, deadline=None)
+@given(observations, st.lists(st.tuples(st.sampled_from(LAYOUT.ids), st.integers(1, 20_000),
+                                        st.sampled_from((CHIP, MANUAL))), max_size=4))
+def test_splits_are_ordered_in_time(obs: list[tuple[int, float]],
+                                    overrides: list[tuple[str, int, int]]) -> None:
+    r = runner(*obs)  # raw, noisy, unordered progress
+    for cid, s, src in overrides:
+        if cid != "start":
+            r.set_split(cid, at(s), src)
+    splits = r.splits()
+    times = [s.t_ms for s in splits]
+    authoritative = [s.t_ms for s in splits if s.source != "gps"]
+    if authoritative == sorted(authoritative):
+        assert times == sorted(times)
+    for n, s in enumerate(splits):  # a GPS estimate never comes before an earlier split
+        if s.source == "gps":
+            assert all(times[k] <= s.t_ms for k in range(n))

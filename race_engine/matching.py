@@ -53,10 +53,11 @@ def match(
     """Match a fix to the course within ``[near_m - behind_m, near_m + ahead_m]``.
 
     ``near_m`` None means the runner has not been matched yet: the window is
-    ``[0, ahead_m]``. Segments whose distance range intersects the window are candidates;
-    progress is ``dist[i] + t * seg_len[i]`` of the closest point on segment ``i`` and
-    ``off_m`` the distance from the fix to that point. See the module docstring for how
-    to choose the window and how near-ties are broken.
+    ``[0, ahead_m]`` and near-ties prefer the start. Segments whose distance range
+    intersects the window are candidates; progress is ``dist[i] + t * seg_len[i]`` of
+    the closest point on segment ``i`` and ``off_m`` the distance from the fix to that
+    point. See the module docstring for how to choose the window and how near-ties are
+    broken.
 
     Raises:
         ValueError: a non-finite coordinate or window.

@@ -45,6 +45,10 @@ class RaceFolderError(ValueError):
         self.fix = fix
         super().__init__(f"{file}, {where}: {problem}. Fix: {fix}")
 
+    def __reduce__(self) -> tuple[type[RaceFolderError], tuple[str, str, str, str]]:
+        # Keeps the error picklable (it crosses process boundaries in workers and tests).
+        return RaceFolderError, (self.file, self.where, self.problem, self.fix)
+
 
 ENTRANT_COLUMNS = ("bib", "name", "sex", "category", "country", "device")
 _RACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -434,7 +438,8 @@ def _thresholds(tf: _Toml, doc: dict[str, Any]) -> AlertThresholds:
     values = {}
     for key in alerts:
         v = tf.number(alerts, key, "alerts")
-        if v < 0:
-            raise tf.fail(f"alerts.{key}", f"{v} is negative", "use a value >= 0")
+        if v < 0 or (key == "low_battery" and v > 1):
+            raise tf.fail(f"alerts.{key}", f"{v} is out of range",
+                          "use a value >= 0 (low_battery is a fraction from 0 to 1)")
         values[key] = v
     return AlertThresholds(**values)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pickle
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -158,6 +159,22 @@ def test_alert_thresholds_are_checked(mini: Path) -> None:
     assert info.value.where == "alerts.sos_beep"
     edit(mini / "race.toml", "sos_beep = true\n", "")
     assert load_race(mini).thresholds.no_fix_min == 5.0
+
+
+def test_low_battery_is_a_fraction(mini: Path) -> None:
+    with (mini / "race.toml").open("a", encoding="utf-8") as f:
+        f.write("\n[alerts]\nlow_battery = 15\n")
+    with pytest.raises(RaceFolderError) as info:
+        load_race(mini)
+    assert info.value.where == "alerts.low_battery"
+
+
+def test_error_survives_pickling() -> None:
+    err = RaceFolderError("race.toml", "race.name", "missing", "add it")
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.file, back.where, back.problem, back.fix) == ("race.toml", "race.name",
+                                                               "missing", "add it")
+    assert str(back) == str(err)
 
 
 def test_native_toml_datetime_start_is_accepted(mini: Path) -> None:

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import importlib.util
 import pickle
 import shutil
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from race_engine.model import AlertThresholds
-from race_engine.racefolder import RaceFolderError, load_entrants, load_race
+from race_engine.racefolder import RaceFolderError, load_course, load_entrants, load_race
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "races"
@@ -234,3 +237,28 @@ def test_quoted_names_and_blank_lines(mini: Path) -> None:
         'bib,name,sex,category,country,device\n\n7,"Agirre, Ane",F,SEN,ES,\n', encoding="utf-8")
     (e,) = load_entrants(mini / "entrants.csv")
     assert (e.bib, e.name, e.device, e.private) == ("7", "Agirre, Ane", "", {})
+
+
+def test_demo_folders_are_what_the_generator_writes(tmp_path: Path) -> None:
+    """The committed demo folders are reproducible from tools/build_demo_race.py."""
+    spec = importlib.util.spec_from_file_location("build_demo_race",
+                                                  ROOT / "tools" / "build_demo_race.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    sys.modules["build_demo_race"] = tool  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(tool)
+    finally:
+        del sys.modules["build_demo_race"]
+    assert tool.main(["--out", str(tmp_path)]) == 0
+    for name in ("zegama-2026", "example-loop"):
+        for file in ("race.toml", "entrants.csv", "README.md"):
+            built = (tmp_path / name / file).read_bytes()
+            assert built == (ROOT / "races" / name / file).read_bytes(), f"{name}/{file}"
+        # Floating point may differ in the last digits between machines: compare values.
+        built_course = load_course(tmp_path / name / "course.gpx")
+        course = load_course(ROOT / "races" / name / "course.gpx")
+        assert len(built_course) == len(course)
+        assert np.abs(built_course.lat - course.lat).max() < 1e-6
+        assert np.abs(built_course.lon - course.lon).max() < 1e-6
+        assert np.abs(built_course.ele - course.ele).max() < 0.1

@@ -344,8 +344,8 @@ def _start(tf: _Toml, race: dict[str, Any]) -> tuple[str, int]:
                       'add the offset, e.g. start = "2026-05-17T09:00:00+02:00"')
     local = start.astimezone(tz).utcoffset()
     if local != offset:
-        raise tf.fail("race.start", f"offset {start.isoformat()[19:]} does not match {tz_name}, "
-                      f"which is UTC{start.astimezone(tz).isoformat()[19:]} on that date",
+        raise tf.fail("race.start", f"offset {start:%z} does not match {tz_name}, which is "
+                      f"UTC{start.astimezone(tz):%z} on that date",
                       "correct the offset or the time zone")
     return tz_name, round(start.timestamp() * 1000)
 

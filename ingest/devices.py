@@ -72,19 +72,19 @@ class DeviceRegistry:
         self.last_error: str = ""
 
     @property
-    def _file(self) -> Path:
+    def entrants_file(self) -> Path:
         return self.race_dir / ENTRANTS_FILE if self.race_dir.is_dir() else self.race_dir
 
     def reload(self) -> int:
         """Load the entrants now; return how many. Raises RegistryError, keeping the old."""
         try:
-            mtime = os.stat(self._file).st_mtime
-            snap = _index(self._loader(self._file))
+            mtime = os.stat(self.entrants_file).st_mtime
+            snap = _index(self._loader(self.entrants_file))
         except (OSError, RegistryError, ValueError) as exc:
             self.last_error = str(exc)
             raise RegistryError(str(exc)) from None
         self._snap, self._mtime, self.last_error = snap, mtime, ""
-        log.info("loaded %d entrants from %s", len(snap.bibs), self._file)
+        log.info("loaded %d entrants from %s", len(snap.bibs), self.entrants_file)
         return len(snap.bibs)
 
     def maybe_reload(self) -> None:
@@ -94,9 +94,9 @@ class DeviceRegistry:
             return
         self._checked = now
         try:
-            mtime = os.stat(self._file).st_mtime
+            mtime = os.stat(self.entrants_file).st_mtime
         except OSError as exc:
-            self.last_error = f"cannot read {self._file}: {exc.strerror or exc}"
+            self.last_error = f"cannot read {self.entrants_file}: {exc.strerror or exc}"
             return
         if mtime != self._mtime:
             try:

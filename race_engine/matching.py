@@ -16,8 +16,11 @@ Choosing the window (the caller's job, e.g. the runner state):
 
 Within the window the closest projection wins, except that among local minima of the
 distance within 15 m of the best one, the one whose progress is closest to ``near_m``
-is preferred: on hairpins and out-and-back stretches the two sides of the course are
-often equally close, and continuity is the better guide.
+is preferred: on hairpins, switchbacks and out-and-back stretches two passes of the
+course are often equally close, and continuity is the better guide. Runners move
+forward, so a candidate behind ``near_m`` counts ``BACK_WEIGHT`` times its distance:
+otherwise, on a switchback whose legs are closer than the GPS noise, the pass just
+behind would win as often as the one ahead and the match would drift backwards.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 from race_engine.course import Course
 
 TIE_M = 15.0
+BACK_WEIGHT = 3.0
 _INF = np.array([np.inf])
 
 
@@ -95,7 +99,8 @@ def match(
         k = int(cands[0])
     else:
         prog = dist[i0 + cands] + t[cands] * course.seg_len[i0 + cands]
-        k = int(cands[int(abs(prog - near).argmin())])
+        ahead = prog - near
+        k = int(cands[int(np.where(ahead >= 0, ahead, -BACK_WEIGHT * ahead).argmin())])
     return Match(float(dist[i0 + k] + t[k] * course.seg_len[i0 + k]), float(off2[k]) ** 0.5)
 
 

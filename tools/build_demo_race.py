@@ -126,7 +126,9 @@ def wiggly_leg(a: Array, b: Array, target_m: float, rng: np.random.Generator,
     ks = np.arange(1, kmax + 1)
     coef = rng.normal(size=kmax) / ks**0.6
     s = np.linspace(0, 1, max(400, int(target_m / 2)))
-    shape = np.sin(np.pi * np.outer(s, ks)) @ coef
+    # The extra sin(pi s) factor makes the path leave and reach each anchor along the
+    # straight line, so consecutive legs never fold back on each other at an anchor.
+    shape = (np.sin(np.pi * np.outer(s, ks)) @ coef) * np.sin(np.pi * s)
     shape /= np.abs(shape).max()
     n_out = max(2, round(target_m / SPACING_M) + 1)
 

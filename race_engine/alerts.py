@@ -4,8 +4,8 @@ Kinds, most urgent first (race control's list is sorted by this order, then by r
 time); ``SEVERITY`` gives each kind's level:
 
 1. ``sos`` (critical): the device sent an SOS; stays until race control resolves it.
-2. ``stopped`` (high): fixes keep arriving but the runner has not advanced
-   ``STOPPED_MOVE_M`` in ``stopped_min`` minutes (injured? lost?).
+2. ``stopped`` (high): fixes keep arriving but have not advanced ``STOPPED_MOVE_M``
+   over ``stopped_min`` minutes (injured? lost?).
 3. ``danger_zone`` (high): inside a danger zone while a weather alert is on for it.
 4. ``off_course`` (high): every fix for ``off_course_s`` seconds is more than
    ``off_course_m`` from the course.
@@ -121,7 +121,8 @@ def _running(r: RunnerState, rules: Rules, now_ms: int, weather: set[str],
     cur = r.current()
     fresh = r.last_t is not None and now_ms - r.last_t < th.no_fix_min * MIN_MS
     if cur is not None and fresh and x < r.layout.m[-1]:
-        since = r.time_at(x - STOPPED_MOVE_M)
+        # An observed (not interpolated) time: sparse fixes are no evidence of a stop.
+        since = r.observed_at(x - STOPPED_MOVE_M)
         if since is not None and r.last_t is not None and \
                 r.last_t - since >= th.stopped_min * MIN_MS:
             found.append(("stopped", None, int(since + th.stopped_min * MIN_MS),

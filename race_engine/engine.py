@@ -44,6 +44,8 @@ Matcher = Callable[..., matching.Match]
 ESTIMATE_AFTER_MS = 60_000
 ESTIMATE_MAX_MS = 30 * 60_000
 NEXT_ETAS = 3
+# A late fix re-matches at most this many fixes on each side of it.
+REMATCH_MAX = 8
 _STATUS_OPS = {"dnf": Status.DNF, "dns": Status.DNS, "dsq": Status.DSQ,
                "reinstate": Status.RUNNING}
 
@@ -104,6 +106,8 @@ class RaceEngine:
         changed = r.add_fix(fix.t, m.progress_m, m.off_m, fix.lat, fix.lon, fix.bat, fix.sos)
         if changed is None:
             return []
+        if fix.t != r.f_t[-1]:  # a late fix: its neighbours' windows changed
+            changed = self._rematch(r, fix.t, changed)
         self._dirty.add(bib)
         out: list[dict[str, Any]] = [{"kind": "runner", "race": self.race.id, "bib": bib,
                                       "t_ms": fix.t}]
@@ -111,6 +115,26 @@ class RaceEngine:
             out += self._split_changes(r, changed)
         if fix.sos:
             out += self._alerts_for(r, now_ms)
+        return out
+
+    def _rematch(self, r: RunnerState, t: int, changed: list[str]) -> list[str]:
+        """Re-match the fixes next to a late fix at ``t``, walking outwards while
+        matches change (at most REMATCH_MAX each way)."""
+        out = list(changed)
+        for side in (0, 1):
+            at = t
+            for _ in range(REMATCH_MAX):
+                cands = [c for c in r.rematch_candidates(at) if (c[0] > at) == bool(side)]
+                if not cands:
+                    break
+                tj, lat, lon = cands[0]
+                near, behind, ahead = r.window(tj)
+                m = self._match(self.course, lat, lon, near, behind_m=behind, ahead_m=ahead)
+                moved = r.update_fix(tj, m.progress_m, m.off_m)
+                if moved is None:
+                    break
+                out += [c for c in moved if c not in out]
+                at = tj
         return out
 
     def on_chip_read(self, read: ChipRead, now_ms: int) -> list[dict[str, Any]]:

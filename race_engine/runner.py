@@ -6,8 +6,12 @@ inserted where it belongs, refining the past. Per fix the work is two bisections
 insertion and an update of the progress envelope that stops as soon as the envelope is
 unchanged, so a fix costs O(log n) plus a small window.
 
-* Fixes (``f_t``, ``f_off``): every fix by time, deduplicated on its time, kept for
-  off-course alerting and "last seen".
+* Fixes (``f_t``, ``f_lat``, ``f_lon``, ``f_p``, ``f_off``): every fix by time,
+  deduplicated on its time, with its matched progress and distance off the course; kept
+  for off-course alerting, "last seen" and re-matching. A fix that arrives between two
+  known ones changes its neighbours' matching windows, so the engine re-matches the
+  neighbours (``rematch_candidates``, ``update_fix``): on courses that share paths a fix
+  first matched with too little context is put right once its neighbours arrive.
 * Progress observations (``a_t``, ``a_p``, ``a_src``): fixes trusted for progress (within
   ``OFF_TRACK_M`` of the course and not implausibly far ahead of the runner's earlier
   progress), plus chip reads and manual splits at their checkpoint's distance.
@@ -41,6 +45,10 @@ WINDOW_SPEED_MPS = 7.0
 MIN_AHEAD_M = 500.0
 BEHIND_M = 300.0
 
+# GPS noise rarely puts a runner exactly on the last metre of the course: a GPS finish
+# is taken as reaching this close to the end, timed at the end at the runner's speed.
+FINISH_SLACK_M = 25.0
+
 GPS, CHIP, MANUAL = 0, 1, 2
 SOURCES = ("gps", "chip", "manual")
 _NAN = math.nan
@@ -57,12 +65,21 @@ class Split:
 
 @dataclass(frozen=True)
 class Layout:
-    """A race's checkpoints as the runner state needs them: ids and metres, in course order."""
+    """A race's checkpoints as the runner state needs them: ids and metres, in course order.
+
+    ``trig`` is where a GPS split is triggered: the checkpoint's metres, except a finish
+    at the very end of the course, which triggers ``FINISH_SLACK_M`` before it.
+    """
 
     start_ms: int
     ids: tuple[str, ...]
     m: tuple[float, ...]
     index: dict[str, int] = field(default_factory=dict)
+    trig: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.trig:
+            object.__setattr__(self, "trig", self.m)
 
     @classmethod
     def from_race(cls, race: Race) -> Layout:
@@ -70,8 +87,9 @@ class Layout:
         cps = sorted(race.checkpoints, key=lambda c: c.m)
         ids = tuple(c.id for c in cps)
         length = race.course.length_m
-        return cls(race.start_ms, ids, tuple(min(c.m, length) for c in cps),
-                   {cid: i for i, cid in enumerate(ids)})
+        m = tuple(min(c.m, length) for c in cps)
+        trig = tuple(x - FINISH_SLACK_M if x >= length - 1e-6 else x for x in m)
+        return cls(race.start_ms, ids, m, {cid: i for i, cid in enumerate(ids)}, trig)
 
 
 class RunnerState:
@@ -81,6 +99,9 @@ class RunnerState:
         self.bib = bib
         self.layout = layout
         self.f_t: array[int] = array("q")
+        self.f_lat: array[float] = array("d")
+        self.f_lon: array[float] = array("d")
+        self.f_p: array[float] = array("d")
         self.f_off: array[float] = array("d")
         self.a_t: array[int] = array("q")
         self.a_p: array[float] = array("d")
@@ -104,20 +125,30 @@ class RunnerState:
     def window(self, t: int) -> tuple[float, float, float]:
         """The matching window (near_m, behind_m, ahead_m) for a fix at time ``t``.
 
-        Centred on the envelope at the latest observation before ``t`` (the race start
-        at 0 m when there is none) and reaching as far as the runner can have gone since,
-        but not far past the next observation after ``t``.
+        The window runs from just behind the envelope at the latest observation before
+        ``t`` (the start, 0 m, when there is none) to as far as the runner can have gone
+        since at ``WINDOW_SPEED_MPS``, but not far past the next observation after ``t``.
+        ``near_m``, which the matcher prefers among equally close passes of the course
+        (shared paths), is where the runner is expected: interpolated in time towards the
+        next observation, else moved on at the runner's average pace.
         """
         a_t = self.a_t
+        start = self.layout.start_ms
         k = bisect_left(a_t, t)
-        if k:
-            t0, near = a_t[k - 1], self.a_m[k - 1]
-        else:
-            t0, near = self.layout.start_ms, 0.0
-        ahead = max(MIN_AHEAD_M, WINDOW_SPEED_MPS * (t - t0) / 1000.0)
+        t0, m0 = (a_t[k - 1], self.a_m[k - 1]) if k else (start, 0.0)
+        dt = max(t - t0, 0) / 1000.0
+        ahead = max(MIN_AHEAD_M, WINDOW_SPEED_MPS * dt)
+        if k < len(a_t) and a_t[k] == t:  # the fix itself when re-matching
+            k += 1
         if k < len(a_t):
-            ahead = min(ahead, max(MIN_AHEAD_M, self.a_p[k] - near + BEHIND_M))
-        return near, BEHIND_M, ahead
+            t1, p1 = a_t[k], max(self.a_p[k], m0)
+            ahead = min(ahead, max(MIN_AHEAD_M, p1 - m0 + BEHIND_M))
+            shift = (p1 - m0) * dt * 1000.0 / (t1 - t0) if t1 > t0 else 0.0
+        else:
+            pace = m0 / ((t0 - start) / 1000.0) if m0 > MIN_AHEAD_M and t0 > start else 0.0
+            shift = min(min(pace, WINDOW_SPEED_MPS) * dt, ahead)
+        shift = min(max(shift, 0.0), ahead)
+        return m0 + shift, BEHIND_M + shift, ahead - shift
 
     def add_fix(self, t: int, progress_m: float, off_m: float, lat: float, lon: float,
                 bat: float | None = None, sos: bool = False) -> list[str] | None:
@@ -128,6 +159,9 @@ class RunnerState:
         if k < len(f_t) and f_t[k] == t:
             return None
         f_t.insert(k, t)
+        self.f_lat.insert(k, lat)
+        self.f_lon.insert(k, lon)
+        self.f_p.insert(k, progress_m)
         self.f_off.insert(k, off_m)
         if self.last_t is None or t > self.last_t:
             self.last_t, self.last_lat, self.last_lon, self.last_off = t, lat, lon, off_m
@@ -139,6 +173,32 @@ class RunnerState:
             return []
         span = self._insert_obs(t, progress_m, GPS)
         return [] if span is None else self._resplit(*span)
+
+    def rematch_candidates(self, t: int) -> list[tuple[int, float, float]]:
+        """(t, lat, lon) of the fixes either side of the fix at ``t`` (the ones whose
+        matching window it changed), for the engine to re-match with ``update_fix``."""
+        k = bisect_left(self.f_t, t)
+        return [(self.f_t[j], self.f_lat[j], self.f_lon[j]) for j in (k - 1, k + 1)
+                if 0 <= j < len(self.f_t)]
+
+    def update_fix(self, t: int, progress_m: float, off_m: float) -> list[str] | None:
+        """Replace the match of the known fix at ``t``. Returns None when the match is
+        unchanged (or there is no such fix), else the checkpoints whose split changed."""
+        k = bisect_left(self.f_t, t)
+        if k == len(self.f_t) or self.f_t[k] != t or (
+                self.f_p[k] == progress_m and self.f_off[k] == off_m):
+            return None
+        self.f_p[k], self.f_off[k] = progress_m, off_m
+        if t == self.last_t:
+            self.last_off = off_m
+        spans = [self._remove_obs(t, GPS)]
+        if t >= self.layout.start_ms and self._plausible(t, progress_m, off_m):
+            spans.append(self._insert_obs(t, progress_m, GPS))
+        changed: list[str] = []
+        for span in spans:
+            if span is not None:
+                changed += [c for c in self._resplit(*span) if c not in changed]
+        return changed
 
     def _plausible(self, t: int, p: float, off: float) -> bool:
         """Whether a fix can be trusted for progress (see OFF_TRACK_M, MAX_SPEED_MPS)."""
@@ -223,11 +283,11 @@ class RunnerState:
 
     def _resplit(self, lo: float, hi: float) -> list[str]:
         """Recompute the GPS splits of checkpoints within [lo, hi] metres."""
-        ids, ms = self.layout.ids, self.layout.m
+        ids, trig = self.layout.ids, self.layout.trig
         changed = []
-        for i in range(bisect_left(ms, lo), bisect_right(ms, hi)):
+        for i in range(bisect_left(trig, lo), bisect_right(trig, hi)):
             cid = ids[i]
-            t = self.time_at(ms[i])
+            t = self._crossing(i)
             ti = None if t is None else int(t + 0.5)
             if self.gps.get(cid) != ti:
                 if ti is None:
@@ -237,6 +297,22 @@ class RunnerState:
                 if cid not in self.chip and cid not in self.manual:
                     changed.append(cid)
         return changed
+
+    def _crossing(self, i: int) -> float | None:
+        """Epoch ms of the GPS split at checkpoint ``i`` (see Layout.trig)."""
+        d, trig = self.layout.m[i], self.layout.trig[i]
+        t = self.time_at(d)
+        if t is not None or trig == d:
+            return t
+        t = self.time_at(trig)
+        if t is None or trig <= 0.0:
+            return t
+        j = bisect_left(self.a_m, trig)
+        t0, m0 = (self.a_t[j - 1], self.a_m[j - 1]) if j else (self.layout.start_ms, 0.0)
+        if self.a_t[j] <= t0:
+            return t
+        speed = (self.a_m[j] - m0) / (self.a_t[j] - t0)  # metres per ms
+        return t + (d - trig) / speed
 
     # ------------------------------------------------------------------ reads
 
@@ -253,6 +329,11 @@ class RunnerState:
         t1, m1 = self.a_t[i], a_m[i]
         t0, m0 = (self.a_t[i - 1], a_m[i - 1]) if i else (self.layout.start_ms, 0.0)
         return t0 + (d - m0) / (m1 - m0) * (t1 - t0)
+
+    def observed_at(self, d: float) -> int | None:
+        """Epoch ms of the first observation at or past ``d`` metres (not interpolated)."""
+        i = bisect_left(self.a_m, d)
+        return self.a_t[i] if i < len(self.a_m) else None
 
     def progress_at(self, t: float) -> float:
         """The envelope's progress (m) at epoch ms ``t``, interpolated between observations."""
@@ -362,7 +443,9 @@ class RunnerState:
         return {
             "v": 1, "bib": self.bib,
             "status": self.status.value, "reason": self.reason, "status_ms": self.status_ms,
-            "fixes": {"t": self.f_t.tolist(), "off": self.f_off.tolist()},
+            "fixes": {"t": self.f_t.tolist(), "lat": self.f_lat.tolist(),
+                      "lon": self.f_lon.tolist(), "p": self.f_p.tolist(),
+                      "off": self.f_off.tolist()},
             "obs": {"t": self.a_t.tolist(), "p": self.a_p.tolist(), "src": self.a_src.tolist()},
             "chip": dict(self.chip), "manual": dict(self.manual),
             "last": {"t": self.last_t, "lat": _num(self.last_lat), "lon": _num(self.last_lon),
@@ -382,7 +465,9 @@ class RunnerState:
         try:
             r = cls(str(d["bib"]), layout)
             r.status, r.reason, r.status_ms = Status(d["status"]), d["reason"], d["status_ms"]
-            r.f_t, r.f_off = array("q", d["fixes"]["t"]), array("d", d["fixes"]["off"])
+            fx = d["fixes"]
+            r.f_t, r.f_off = array("q", fx["t"]), array("d", fx["off"])
+            r.f_lat, r.f_lon, r.f_p = (array("d", fx[k]) for k in ("lat", "lon", "p"))
             obs = d["obs"]
             r.a_t, r.a_p = array("q", obs["t"]), array("d", obs["p"])
             r.a_src = array("b", obs["src"])
@@ -394,7 +479,8 @@ class RunnerState:
                                                   for k in ("lat", "lon", "off"))
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"malformed runner snapshot: {e!r}") from e
-        if not (len(r.f_t) == len(r.f_off) and len(r.a_t) == len(r.a_p) == len(r.a_src)):
+        if not (len(r.f_t) == len(r.f_off) == len(r.f_lat) == len(r.f_lon) == len(r.f_p)
+                and len(r.a_t) == len(r.a_p) == len(r.a_src)):
             raise ValueError("malformed runner snapshot: track arrays differ in length")
         if r.a_t:
             r._refresh(0)

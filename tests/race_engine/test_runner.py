@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,6 +88,16 @@ def test_implausibly_fast_progress_is_rejected() -> None:
     assert r.progress_m == 500.0 and "b" not in split_times(r)
 
 
+def test_gps_finish_near_the_end_of_the_course_is_timed_at_the_end() -> None:
+    layout = Layout(START, LAYOUT.ids, LAYOUT.m, LAYOUT.index, (0.0, 1000.0, 2000.0, 2975.0))
+    r = RunnerState("7", layout)
+    r.add_fix(at(1000), 2800.0, 3.0, 43.0, -2.0)
+    assert r.add_fix(at(1100), 2980.0, 3.0, 43.0, -2.0) == ["finish"]
+    # 2975 m at 1000 + 175/180 * 100 s, then 25 m more at 1.8 m/s.
+    expected = 1000 + 175 / 180 * 100 + 25 / 1.8
+    assert r.split("finish").t_ms == pytest.approx(at(expected), abs=1)  # type: ignore[union-attr]
+
+
 def test_chip_read_overrides_gps_and_manual_overrides_chip() -> None:
     r = runner((100, 400.0), (200, 1200.0))
     assert r.set_split("a", at(180), CHIP) == ["a"]
@@ -131,14 +142,19 @@ def test_status_finished_with_finish_split_and_race_control_wins() -> None:
     assert r.status is Status.FINISHED and r.reason == ""
 
 
+def span(window: tuple[float, float, float]) -> tuple[float, float, float]:
+    near, behind, ahead = window
+    return near - behind, near, near + ahead
+
+
 def test_window_grows_with_time_since_the_previous_fix() -> None:
     r = runner((200, 1000.0))
-    near, behind, ahead = r.window(at(210))
-    assert (near, behind, ahead) == (1000.0, 300.0, 500.0)
-    assert r.window(at(1200))[2] == 7000.0
+    # 5 m/s average so far: expected 50 m further 10 s later.
+    assert span(r.window(at(210))) == (700.0, 1050.0, 1500.0)
+    assert span(r.window(at(1200)))[2] == 8000.0
     r.add_fix(at(1200), 2000.0, 1.0, 43.0, -2.0)
-    # A fix between two known ones need not look far past the later one.
-    assert r.window(at(700))[2] == 1300.0
+    # Between two known fixes: expected half-way, and not far past the later one.
+    assert span(r.window(at(700))) == (700.0, 1500.0, 2300.0)
 
 
 def test_snapshot_round_trips_through_json() -> None:

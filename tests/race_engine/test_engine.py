@@ -1,0 +1,228 @@
+"""The engine facade over a synthetic out-and-back course whose start and finish share
+a street: fixes in order, in late bursts, shuffled; chip reads, control, views, snapshot."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from race_engine.course import Course
+from race_engine.engine import EngineInputError, RaceEngine
+from race_engine.model import (
+    AlertThresholds,
+    Checkpoint,
+    ChipRead,
+    DangerZone,
+    Entrant,
+    Fix,
+    Race,
+    RecordSplit,
+)
+
+START = 1_800_000_000_000
+M_PER_DEG = 111_195.0
+COS = math.cos(math.radians(43.0))
+
+
+def _course() -> Course:
+    """2 km north up a street, a 4 km square loop, and back down the same street."""
+    xy = [(0, 0), (0, 2000), (1000, 2000), (1000, 3000), (0, 3000), (0, 2000), (0, 0)]
+    pts: list[tuple[float, float]] = []
+    for (x0, y0), (x1, y1) in itertools.pairwise(xy):
+        for f in np.linspace(0, 1, 41)[:-1]:
+            pts.append((x0 + f * (x1 - x0), y0 + f * (y1 - y0)))
+    pts.append(xy[-1])
+    x, y = np.array(pts).T
+    ele = 300 + 0.2 * np.minimum(np.arange(x.size), x.size - np.arange(x.size))
+    return Course.from_points(43.0 + y / M_PER_DEG, -2.3 + x / (M_PER_DEG * COS), ele)
+
+
+COURSE = _course()
+L = COURSE.length_m
+RACE = Race(
+    "loop", "Loop", START, "UTC", 4 * 3600.0, COURSE,
+    (Checkpoint("start", "Start", 0.0), Checkpoint("b1", "Street top", 2.0),
+     Checkpoint("corner", "Far corner", 4.0), Checkpoint("b2", "Street top again", 6.0),
+     Checkpoint("finish", "Finish", L / 1000, cutoff_s=3 * 3600.0)),
+    (RecordSplit("b2", 1800.0), RecordSplit("finish", 2400.0)),
+    (DangerZone("loop", "The loop", 3.0, 5.0),), AlertThresholds(),
+    tuple(Entrant(str(b), f"Runner {b}", "F", "SEN", "ES", f"dev{b}") for b in (1, 2, 3)),
+)
+
+
+def fixes(device: str, speed: float, every_s: int = 20, seed: int = 0) -> list[Fix]:
+    """A runner at constant ``speed`` m/s with ~4 m of GPS noise, until the finish."""
+    rnd = random.Random(seed)
+    out = []
+    for k in range(1, int(L / speed / every_s) + 2):
+        lat, lon = COURSE.position_at(speed * k * every_s)
+        out.append(Fix(device, START + k * every_s * 1000, lat + rnd.gauss(0, 3e-5),
+                       lon + rnd.gauss(0, 4e-5), bat=0.8))
+    return out
+
+
+def feed(engine: RaceEngine, fs: list[Fix]) -> None:
+    for f in fs:
+        engine.on_fix(None, f, f.t)
+
+
+def splits(engine: RaceEngine, bib: str) -> list[tuple[str, int, str]]:
+    return [(s.checkpoint, s.t_ms, s.source) for s in engine.runner(bib).splits()]
+
+
+def test_splits_on_a_shared_street_follow_the_runner_not_the_nearest_point() -> None:
+    e = RaceEngine(RACE)
+    feed(e, fixes("dev1", 2.5))
+    got = {cid: (t - START) / 1000 for cid, t, _ in splits(e, "1")}
+    for cid, km in (("b1", 2.0), ("corner", 4.0), ("b2", 6.0)):
+        assert got[cid] == pytest.approx(km * 1000 / 2.5, abs=8.0)
+    assert got["finish"] == pytest.approx(L / 2.5, abs=20.0)
+    assert e.runner("1").status.value == "finished"
+
+
+def test_a_burst_of_late_fixes_refines_the_past_exactly() -> None:
+    fs = fixes("dev1", 2.5, seed=1)
+    in_order = RaceEngine(RACE)
+    feed(in_order, fs)
+    hole = [f for f in fs if START + 20 * 60_000 <= f.t < START + 40 * 60_000]
+    late = RaceEngine(RACE)
+    feed(late, [f for f in fs if f not in hole])
+    before = splits(late, "1")
+    for f in hole:  # flushed after the coverage hole, 20 minutes late
+        late.on_fix("1", f, fs[-1].t)
+    assert splits(late, "1") == splits(in_order, "1")
+    assert before != splits(late, "1")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_any_arrival_order_and_duplicates_give_the_same_splits(rnd: random.Random) -> None:
+    fs = fixes("dev2", 3.0, every_s=60, seed=2)
+    ref = RaceEngine(RACE)
+    feed(ref, fs)
+    shuffled = fs + rnd.sample(fs, len(fs) // 3)
+    rnd.shuffle(shuffled)
+    e = RaceEngine(RACE)
+    feed(e, shuffled)
+    assert splits(e, "2") == splits(ref, "2")
+
+
+def test_changes_report_splits_status_and_nothing_for_duplicates() -> None:
+    e = RaceEngine(RACE)
+    fs = fixes("dev1", 2.5)
+    changes = [c for f in fs for c in e.on_fix(None, f, f.t)]
+    kinds = [c["kind"] for c in changes]
+    assert kinds.count("runner") == len(fs)
+    assert {c["checkpoint"] for c in changes if c["kind"] == "split"} == {
+        "start", "b1", "corner", "b2", "finish"}
+    assert [c["status"] for c in changes if c["kind"] == "status"] == ["finished"]
+    assert e.on_fix(None, fs[3], fs[-1].t) == []
+    assert e.take_dirty() == {"1"} and e.take_dirty() == set()
+
+
+def test_chip_read_wins_and_is_reported() -> None:
+    e = RaceEngine(RACE)
+    fs = fixes("dev1", 2.5)
+    feed(e, fs[:60])
+    (change,) = e.on_chip_read(ChipRead("1", "b1", START + 790_000), fs[59].t)
+    assert change == {"kind": "split", "race": "loop", "bib": "1", "checkpoint": "b1",
+                      "t_ms": START + 790_000, "source": "chip"}
+    with pytest.raises(EngineInputError, match="no checkpoint 'moon'"):
+        e.on_chip_read(ChipRead("1", "moon", START), START)
+
+
+def test_unknown_device_bib_and_command_are_clear_errors() -> None:
+    e = RaceEngine(RACE)
+    with pytest.raises(EngineInputError, match="device 'x' is not assigned"):
+        e.on_fix(None, Fix("x", START, 43.0, -2.3), START)
+    with pytest.raises(EngineInputError, match="no runner with bib '99'"):
+        e.on_fix("99", Fix("dev1", START, 43.0, -2.3), START)
+    with pytest.raises(EngineInputError, match="unknown control op 'fly'"):
+        e.on_control({"op": "fly"}, START)
+    with pytest.raises(EngineInputError, match="needs 'bib' as a str"):
+        e.on_control({"op": "dnf", "bib": 1}, START)
+
+
+def test_control_dnf_reassign_manual_split_and_weather() -> None:
+    e = RaceEngine(RACE)
+    (status, *_) = e.on_control({"op": "dnf", "bib": "3", "reason": "knee"}, START + 1000)
+    assert (status["status"], status["reason"]) == ("dnf", "knee")
+    e.on_control({"op": "reassign", "device": "spare-7", "bib": "2"}, START)
+    e.on_fix(None, Fix("spare-7", START + 60_000, *COURSE.position_at(150.0)), START + 60_000)
+    assert e.runner("2").last_t == START + 60_000
+    changes = e.on_control({"op": "manual_split", "bib": "2", "checkpoint": "b1",
+                            "t_ms": START + 700_000}, START + 700_000)
+    assert changes[0]["source"] == "manual"
+    feed(e, [f for f in fixes("dev1", 2.5) if f.t <= START + 1400_000])  # bib 1 in the loop
+    raised = e.on_control({"op": "weather", "zone": "loop", "on": True}, START + 1400_000)
+    zone = [c for c in raised if c["alert"]["kind"] == "danger_zone"]
+    assert [c["bib"] for c in zone] == ["1"] and zone[0]["action"] == "raised"
+    cleared = e.on_control({"op": "weather", "zone": "loop", "on": False}, START + 1400_000)
+    assert any(c["action"] == "cleared" and c["alert"]["kind"] == "danger_zone" for c in cleared)
+
+
+def test_sos_is_raised_at_once_acknowledged_and_resolved() -> None:
+    e = RaceEngine(RACE)
+    lat, lon = COURSE.position_at(500.0)
+    changes = e.on_fix("1", Fix("dev1", START + 300_000, lat, lon, sos=True), START + 301_000)
+    (sos,) = [c for c in changes if c["kind"] == "alert"]
+    assert sos["alert"]["id"] == "loop:1:sos" and sos["alert"]["severity"] == "critical"
+    e.on_control({"op": "ack", "alert_id": "loop:1:sos"}, START + 302_000)
+    e.tick(START + 303_000)
+    assert e.alerts()[0]["acknowledged"] is True and e.alerts()[0]["kind"] == "sos"
+    e.on_control({"op": "resolve_sos", "bib": "1"}, START + 304_000)
+    assert all(a["kind"] != "sos" for a in e.alerts())
+
+
+def test_tick_raises_no_fix_and_runner_view_shows_last_seen_and_estimate() -> None:
+    e = RaceEngine(RACE)
+    feed(e, [f for f in fixes("dev1", 2.5) if f.t <= START + 1200_000])  # to 3 km
+    now = START + 1800_000  # 10 minutes of silence
+    raised = e.tick(now)
+    assert ("no_fix", "1") in {(c["alert"]["kind"], c["bib"]) for c in raised}
+    e.board(now)
+    view = e.runner_view("1", now)
+    assert view["last_fix_ms"] == START + 1200_000 and view["last_seen_s"] == 600.0
+    pos = view["position"]
+    assert pos["estimated"] is True and 3000.0 < pos["progress_m"] <= 4000.0
+    assert view["rank"] == 1 and view["name"] == "Runner 1"
+    assert [s["checkpoint"] for s in view["splits"]] == ["start", "b1"]
+    assert view["finish_eta"]["model"] == "record-ratio"
+    assert view["finish_eta"]["p10_ms"] <= view["finish_eta"]["t_ms"] <= \
+        view["finish_eta"]["p90_ms"]
+    assert view["record_delta"].startswith("+")
+    json.dumps(view)
+
+
+def test_board_gaps_between_two_runners_are_times() -> None:
+    e = RaceEngine(RACE)
+    feed(e, fixes("dev1", 3.0, seed=3))
+    feed(e, fixes("dev2", 2.5, seed=4))
+    board = e.board(START + 4000_000)
+    rows = {r["bib"]: r for r in board["runners"]}
+    assert board["leader"] == "1" and rows["2"]["rank"] == 2
+    assert rows["2"]["gap_leader_s"] == pytest.approx(L / 2.5 - L / 3.0, abs=30.0)
+    assert [f["bib"] for f in board["finishers"]] == ["1", "2"]
+    json.dumps(board)
+
+
+def test_snapshot_round_trip_gives_the_same_board_and_alerts() -> None:
+    e = RaceEngine(RACE)
+    feed(e, [f for f in fixes("dev1", 2.5) if f.t <= START + 1200_000])
+    e.on_chip_read(ChipRead("1", "b1", START + 795_000), START + 1200_000)
+    e.on_control({"op": "weather", "zone": "loop", "on": True}, START + 1200_000)
+    e.tick(START + 1900_000)
+    e.on_control({"op": "ack", "alert_id": "loop:1:no_fix"}, START + 1900_000)
+    back = RaceEngine.from_dict(RACE, json.loads(json.dumps(e.to_dict())), START + 1900_000)
+    assert back.board(START + 1900_000) == e.board(START + 1900_000)
+    assert back.alerts() == e.alerts()
+    assert back.runner_state("1") == e.runner_state("1")
+    with pytest.raises(EngineInputError, match="snapshot"):
+        e.restore_runner({"v": 7})

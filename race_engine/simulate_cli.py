@@ -85,6 +85,7 @@ def _write(out: Path, sim: Simulation, race_id: str, seed: int,
                 "bib": o.bib, "device": o.device, "status": o.status, "km": o.km,
                 "reason": o.reason, "finish": o.finish, "incidents": list(o.incidents),
                 "tracking_from": tracking[0], "tracking_until": tracking[1],
+                "ability": round(o.ability, 4),
             }) + b"\n")
     scenario = {
         "race": race_id, "seed": seed, "runners": options.runners,

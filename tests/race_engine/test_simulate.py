@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 from functools import cache
 
 import numpy as np
@@ -213,3 +214,15 @@ def test_bad_options_are_refused(kw: dict[str, object], word: str) -> None:
 def test_more_runners_than_entrants_is_refused() -> None:
     with pytest.raises(ValueError, match="60 entrants"):
         simulate(line_race(), np.random.default_rng(1), SimOptions(runners=61))
+
+
+def test_an_entrant_without_a_device_runs_but_sends_nothing() -> None:
+    race = line_race()
+    people = (Entrant("x", "No Tracker", "M", "SEN", "ES", ""),
+              *race.entrants[1:5])
+    sim = simulate(replace(race, entrants=people), np.random.default_rng(1),
+                   SimOptions(runners=5, incidents=False))
+    assert sim.device_ids == tuple(e.device for e in people[1:])
+    assert sim.outcomes[0].tracking is None and sim.outcomes[0].bib == "x"
+    assert any(c.bib == "x" for c in sim.crossings)
+    assert set(np.unique(sim.dev).tolist()) == {0, 1, 2, 3}

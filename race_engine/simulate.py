@@ -144,7 +144,7 @@ def simulate(race: Race, rng: np.random.Generator, options: SimOptions) -> Simul
                          "add entrants to entrants.csv or ask for fewer runners")
     entrants = race.entrants[:n]
     grid = _Grid.build(race, options.weather)
-    pct = np.sort(rng.random(n))[rng.permutation(n)]  # percentile in the field
+    pct = rng.random(n)  # each runner's percentile in the field
     targets = finish_targets(pct, reference_time_s(race)) * _WEATHER_SLOWDOWN[options.weather]
     kt_all = _base_times(grid, rng, pct, targets)
     roles = _assign_roles(rng, pct, options)

@@ -118,13 +118,13 @@ class RaceEngine:
         return out
 
     def _rematch(self, r: RunnerState, t: int, changed: list[str]) -> list[str]:
-        """Re-match the fixes next to a late fix at ``t``, walking outwards while
-        matches change (at most REMATCH_MAX each way)."""
+        """Re-match the fixes next to a late fix at ``t`` whose match is implausible
+        beside it, walking outwards while matches change (at most REMATCH_MAX each way)."""
         out = list(changed)
-        for side in (0, 1):
+        for later in (False, True):
             at = t
             for _ in range(REMATCH_MAX):
-                cands = [c for c in r.rematch_candidates(at) if (c[0] > at) == bool(side)]
+                cands = [c for c in r.suspects(at) if (c[0] > at) == later]
                 if not cands:
                     break
                 tj, lat, lon = cands[0]

@@ -10,7 +10,7 @@ unchanged, so a fix costs O(log n) plus a small window.
   deduplicated on its time, with its matched progress and distance off the course; kept
   for off-course alerting, "last seen" and re-matching. A fix that arrives between two
   known ones changes its neighbours' matching windows, so the engine re-matches the
-  neighbours (``rematch_candidates``, ``update_fix``): on courses that share paths a fix
+  suspect neighbours (``suspects``, ``update_fix``): on courses that share paths a fix
   first matched with too little context is put right once its neighbours arrive.
 * Progress observations (``a_t``, ``a_p``, ``a_src``): fixes trusted for progress (within
   ``OFF_TRACK_M`` of the course and not implausibly far ahead of the runner's earlier
@@ -43,6 +43,8 @@ SPEED_SLACK_M = 150.0
 # The matching window (see race_engine.matching): 7 m/s since the neighbouring fix.
 WINDOW_SPEED_MPS = 7.0
 MIN_AHEAD_M = 500.0
+# Where a runner is expected before its own pace is known (a mid-pack trail pace).
+PRIOR_PACE_MPS = 2.5
 BEHIND_M = 300.0
 
 # GPS noise rarely puts a runner exactly on the last metre of the course: a GPS finish
@@ -127,10 +129,10 @@ class RunnerState:
 
         The window runs from just behind the envelope at the latest observation before
         ``t`` (the start, 0 m, when there is none) to as far as the runner can have gone
-        since at ``WINDOW_SPEED_MPS``, but not far past the next observation after ``t``.
-        ``near_m``, which the matcher prefers among equally close passes of the course
-        (shared paths), is where the runner is expected: interpolated in time towards the
-        next observation, else moved on at the runner's average pace.
+        since at ``WINDOW_SPEED_MPS``. ``near_m``, which the matcher prefers among equally
+        close passes of the course (shared paths), is where the runner is expected:
+        interpolated in time towards the next observation, else moved on at the runner's
+        average pace so far (``PRIOR_PACE_MPS`` before there is one).
         """
         a_t = self.a_t
         start = self.layout.start_ms
@@ -140,13 +142,12 @@ class RunnerState:
         ahead = max(MIN_AHEAD_M, WINDOW_SPEED_MPS * dt)
         if k < len(a_t) and a_t[k] == t:  # the fix itself when re-matching
             k += 1
-        if k < len(a_t):
-            t1, p1 = a_t[k], max(self.a_p[k], m0)
-            ahead = min(ahead, max(MIN_AHEAD_M, p1 - m0 + BEHIND_M))
-            shift = (p1 - m0) * dt * 1000.0 / (t1 - t0) if t1 > t0 else 0.0
+        if k < len(a_t) and a_t[k] > t0:
+            shift = (max(self.a_p[k], m0) - m0) * dt * 1000.0 / (a_t[k] - t0)
         else:
-            pace = m0 / ((t0 - start) / 1000.0) if m0 > MIN_AHEAD_M and t0 > start else 0.0
-            shift = min(min(pace, WINDOW_SPEED_MPS) * dt, ahead)
+            pace = m0 / ((t0 - start) / 1000.0) if m0 > MIN_AHEAD_M and t0 > start \
+                else PRIOR_PACE_MPS
+            shift = min(pace, WINDOW_SPEED_MPS) * dt
         shift = min(max(shift, 0.0), ahead)
         return m0 + shift, BEHIND_M + shift, ahead - shift
 
@@ -174,12 +175,22 @@ class RunnerState:
         span = self._insert_obs(t, progress_m, GPS)
         return [] if span is None else self._resplit(*span)
 
-    def rematch_candidates(self, t: int) -> list[tuple[int, float, float]]:
-        """(t, lat, lon) of the fixes either side of the fix at ``t`` (the ones whose
-        matching window it changed), for the engine to re-match with ``update_fix``."""
-        k = bisect_left(self.f_t, t)
-        return [(self.f_t[j], self.f_lat[j], self.f_lon[j]) for j in (k - 1, k + 1)
-                if 0 <= j < len(self.f_t)]
+    def suspects(self, t: int) -> list[tuple[int, float, float]]:
+        """(t, lat, lon) of the fixes either side of the fix at ``t`` whose match is
+        implausible next to it (further ahead than the runner can go, well behind, or
+        off the course): matched with too little context, the engine re-matches them
+        (``update_fix``)."""
+        f_t, f_p = self.f_t, self.f_p
+        k = bisect_left(f_t, t)
+        out = []
+        for j in (k - 1, k + 1):
+            if 0 <= j < len(f_t):
+                forward = f_p[j] - f_p[k] if j > k else f_p[k] - f_p[j]
+                dt = abs(f_t[j] - t) / 1000.0
+                if (self.f_off[j] > OFF_TRACK_M or forward < -BEHIND_M
+                        or forward > SPEED_SLACK_M + MAX_SPEED_MPS * dt):
+                    out.append((f_t[j], self.f_lat[j], self.f_lon[j]))
+        return out
 
     def update_fix(self, t: int, progress_m: float, off_m: float) -> list[str] | None:
         """Replace the match of the known fix at ``t``. Returns None when the match is

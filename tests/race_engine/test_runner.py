@@ -153,8 +153,13 @@ def test_window_grows_with_time_since_the_previous_fix() -> None:
     assert span(r.window(at(210))) == (700.0, 1050.0, 1500.0)
     assert span(r.window(at(1200)))[2] == 8000.0
     r.add_fix(at(1200), 2000.0, 1.0, 43.0, -2.0)
-    # Between two known fixes: expected half-way, and not far past the later one.
-    assert span(r.window(at(700))) == (700.0, 1500.0, 2300.0)
+    # Between two known fixes the runner is expected half-way.
+    assert span(r.window(at(700))) == (700.0, 1500.0, 4500.0)
+
+
+def test_window_before_any_progress_expects_the_prior_pace() -> None:
+    near, behind, ahead = RunnerState("1", LAYOUT).window(at(400))
+    assert (near, near - behind, near + ahead) == (1000.0, -300.0, 2800.0)
 
 
 def test_snapshot_round_trips_through_json() -> None:

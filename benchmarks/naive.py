@@ -1,0 +1,77 @@
+"""The naive split method of commercial trackers, as the benchmarks' baseline.
+
+A runner's fixes are taken in event-time order, each map-matched with the engine's own
+matcher (``race_engine.matching.match``) in a window that follows the previous fix's
+match: ``near_m`` is the previous match's progress (none before the first fix),
+``behind_m`` 300 m, ``ahead_m`` ``max(500, 7 m/s * seconds since the previous fix)``, the
+window the matcher's docstring recommends. The split at a checkpoint is the time of the
+first fix at or after the gun whose matched progress is at or past the checkpoint's
+distance (clamped to the course length): no interpolation, no filtering of noisy or
+off-course fixes, no envelope. This is what the engine's interpolated splits are
+compared against; it is used only by the benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from race_engine import matching
+from race_engine.course import Course
+
+BEHIND_M = 300.0
+MIN_AHEAD_M = 500.0
+WINDOW_SPEED_MPS = 7.0
+
+Matcher = Callable[..., matching.Match]
+
+
+def naive_progress(course: Course, fixes: Iterable[tuple[int, float, float]], start_ms: int,
+                   matcher: Matcher = matching.match) -> list[tuple[int, float]]:
+    """(t_ms, matched progress m) of each fix ``(t_ms, lat, lon)``, in event-time order.
+
+    Fixes are sorted by time first; a second fix with the same time (a retry) is dropped.
+    The first fix's window starts at the course start and reaches as far as the runner
+    can have gone since the gun (at least ``MIN_AHEAD_M``).
+
+    Raises:
+        ValueError: a non-finite coordinate (from the matcher).
+    """
+    out: list[tuple[int, float]] = []
+    near: float | None = None
+    t_prev = start_ms
+    for t, lat, lon in sorted(fixes):
+        if out and t == out[-1][0]:
+            continue
+        dt = max(t - t_prev, 0) / 1000.0
+        ahead = max(MIN_AHEAD_M, WINDOW_SPEED_MPS * dt)
+        m = matcher(course, lat, lon, near, behind_m=BEHIND_M, ahead_m=ahead)
+        out.append((t, m.progress_m))
+        near, t_prev = m.progress_m, t
+    return out
+
+
+def naive_splits(course: Course, checkpoints: Sequence[tuple[str, float]],
+                 fixes: Iterable[tuple[int, float, float]], start_ms: int,
+                 matcher: Matcher = matching.match) -> dict[str, int]:
+    """The naive split (epoch ms) of each checkpoint ``(id, metres)`` the runner reached.
+
+    A checkpoint is reached at the first fix at or after ``start_ms`` whose matched
+    progress is at or past its distance (clamped to the course length); checkpoints never
+    reached are absent from the result.
+
+    Raises:
+        ValueError: a non-finite coordinate (from the matcher).
+    """
+    targets = sorted((min(m, course.length_m), cid) for cid, m in checkpoints)
+    out: dict[str, int] = {}
+    nxt = 0
+    for t, p in naive_progress(course, fixes, start_ms, matcher):
+        if t < start_ms:
+            continue
+        # A fix can pass several checkpoints at once (after a gap): all get its time.
+        while nxt < len(targets) and p >= targets[nxt][0]:
+            out[targets[nxt][1]] = t
+            nxt += 1
+        if nxt == len(targets):
+            break
+    return out

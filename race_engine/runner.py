@@ -47,8 +47,13 @@ MIN_AHEAD_M = 500.0
 PRIOR_PACE_MPS = 2.5
 BEHIND_M = 300.0
 
-# GPS noise rarely puts a runner exactly on the last metre of the course: a GPS finish
-# is taken as reaching this close to the end, timed at the end at the runner's speed.
+# A runner who stops at a checkpoint (aid station) sends fixes scattered a few metres
+# either side of it, and the first fix past it may come minutes after the arrival. So a
+# GPS split is triggered this far before the checkpoint and timed at the checkpoint at
+# the runner's speed on arrival (never later than the interpolated crossing itself).
+SPLIT_TOL_M = 15.0
+# GPS noise rarely puts a runner on the last metre of the course: the finish triggers
+# this far before the end.
 FINISH_SLACK_M = 25.0
 
 GPS, CHIP, MANUAL = 0, 1, 2
@@ -69,8 +74,9 @@ class Split:
 class Layout:
     """A race's checkpoints as the runner state needs them: ids and metres, in course order.
 
-    ``trig`` is where a GPS split is triggered: the checkpoint's metres, except a finish
-    at the very end of the course, which triggers ``FINISH_SLACK_M`` before it.
+    ``trig`` is where a GPS split is triggered: ``SPLIT_TOL_M`` before the checkpoint
+    (``FINISH_SLACK_M`` before a finish at the very end of the course; the start at 0).
+    Built directly, a layout triggers at the checkpoints themselves.
     """
 
     start_ms: int
@@ -90,7 +96,8 @@ class Layout:
         ids = tuple(c.id for c in cps)
         length = race.course.length_m
         m = tuple(min(c.m, length) for c in cps)
-        trig = tuple(x - FINISH_SLACK_M if x >= length - 1e-6 else x for x in m)
+        trig = tuple(x - FINISH_SLACK_M if x >= length - 1e-6 else max(x - SPLIT_TOL_M, 0.0)
+                     for x in m)
         return cls(race.start_ms, ids, m, {cid: i for i, cid in enumerate(ids)}, trig)
 
 
@@ -296,7 +303,7 @@ class RunnerState:
         """Recompute the GPS splits of checkpoints within [lo, hi] metres."""
         ids, trig = self.layout.ids, self.layout.trig
         changed = []
-        for i in range(bisect_left(trig, lo), bisect_right(trig, hi)):
+        for i in range(bisect_left(self.layout.m, lo), bisect_right(trig, hi)):
             cid = ids[i]
             t = self._crossing(i)
             ti = None if t is None else int(t + 0.5)
@@ -312,18 +319,19 @@ class RunnerState:
     def _crossing(self, i: int) -> float | None:
         """Epoch ms of the GPS split at checkpoint ``i`` (see Layout.trig)."""
         d, trig = self.layout.m[i], self.layout.trig[i]
-        t = self.time_at(d)
-        if t is not None or trig == d:
-            return t
+        at_d = self.time_at(d)
+        if trig == d:
+            return at_d
         t = self.time_at(trig)
-        if t is None or trig <= 0.0:
-            return t
+        if t is None:
+            return None
         j = bisect_left(self.a_m, trig)
         t0, m0 = (self.a_t[j - 1], self.a_m[j - 1]) if j else (self.layout.start_ms, 0.0)
         if self.a_t[j] <= t0:
-            return t
+            return t if at_d is None else at_d
         speed = (self.a_m[j] - m0) / (self.a_t[j] - t0)  # metres per ms
-        return t + (d - trig) / speed
+        t += (d - trig) / speed
+        return t if at_d is None else min(t, at_d)
 
     # ------------------------------------------------------------------ reads
 

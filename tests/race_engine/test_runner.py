@@ -98,6 +98,17 @@ def test_gps_finish_near_the_end_of_the_course_is_timed_at_the_end() -> None:
     assert r.split("finish").t_ms == pytest.approx(at(expected), abs=1)  # type: ignore[union-attr]
 
 
+def test_split_at_an_aid_station_is_the_arrival_not_the_departure() -> None:
+    layout = Layout(START, LAYOUT.ids, LAYOUT.m, LAYOUT.index, (0.0, 985.0, 1985.0, 2975.0))
+    r = RunnerState("7", layout)
+    r.add_fix(at(300), 900.0, 3.0, 43.0, -2.0)
+    # Arrives at 1000 m at 330 s, stays 3 minutes with fixes a few metres short of it.
+    for s, p in ((330, 996.0), (390, 994.0), (450, 997.0), (510, 995.0), (540, 1080.0)):
+        r.add_fix(at(s), p, 3.0, 43.0, -2.0)
+    # 985 m at 300 + 85/96 * 30 s, then 15 m at 3.2 m/s: 331.3 s, not ~525 s.
+    assert r.split("a").t_ms == pytest.approx(at(300 + 85 / 96 * 30 + 15 / 3.2), abs=1)  # type: ignore[union-attr]
+
+
 def test_chip_read_overrides_gps_and_manual_overrides_chip() -> None:
     r = runner((100, 400.0), (200, 1200.0))
     assert r.set_split("a", at(180), CHIP) == ["a"]

@@ -6,7 +6,9 @@ match: ``near_m`` is the previous match's progress (none before the first fix),
 ``behind_m`` 300 m, ``ahead_m`` ``max(500, 7 m/s * seconds since the previous fix)``, the
 window the matcher's docstring recommends. The split at a checkpoint is the time of the
 first fix at or after the gun whose matched progress is at or past the checkpoint's
-distance (clamped to the course length): no interpolation, no filtering of noisy or
+distance (clamped to the course length; ``REACH_TOLERANCE_M`` short of it counts, so
+that a runner standing on the checkpoint with a perfect fix is there despite floating
+point): no interpolation, no filtering of noisy or
 off-course fixes, no envelope. This is what the engine's interpolated splits are
 compared against; it is used only by the benchmarks.
 """
@@ -21,6 +23,7 @@ from race_engine.course import Course
 BEHIND_M = 300.0
 MIN_AHEAD_M = 500.0
 WINDOW_SPEED_MPS = 7.0
+REACH_TOLERANCE_M = 1.0
 
 Matcher = Callable[..., matching.Match]
 
@@ -56,13 +59,15 @@ def naive_splits(course: Course, checkpoints: Sequence[tuple[str, float]],
     """The naive split (epoch ms) of each checkpoint ``(id, metres)`` the runner reached.
 
     A checkpoint is reached at the first fix at or after ``start_ms`` whose matched
-    progress is at or past its distance (clamped to the course length); checkpoints never
+    progress is at or past its distance (clamped to the course length, less
+    ``REACH_TOLERANCE_M``); checkpoints never
     reached are absent from the result.
 
     Raises:
         ValueError: a non-finite coordinate (from the matcher).
     """
-    targets = sorted((min(m, course.length_m), cid) for cid, m in checkpoints)
+    targets = sorted((min(m, course.length_m) - REACH_TOLERANCE_M, cid)
+                     for cid, m in checkpoints)
     out: dict[str, int] = {}
     nxt = 0
     for t, p in naive_progress(course, fixes, start_ms, matcher):

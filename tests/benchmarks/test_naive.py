@@ -91,3 +91,9 @@ def test_matching_follows_the_runner_where_start_and_finish_share_a_street() -> 
     assert [p for _, p in prog] == pytest.approx(stops, abs=1.0)
     got = naive.naive_splits(course, [("finish", course.length_m)], fixes, START)
     assert got == {"finish": fixes[-1][0]}
+
+
+def test_a_runner_standing_on_the_checkpoint_has_reached_it(line: Course) -> None:
+    fixes = [fix(100, 900), fix(110, 998.0), fix(120, 999.5), fix(130, 1000.0)]
+    got = naive.naive_splits(line, [("cp1", 1000.0)], fixes, START)
+    assert got == {"cp1": START + 120_000}

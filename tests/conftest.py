@@ -4,10 +4,12 @@ at the end."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -50,17 +52,27 @@ class Broker:
         return kafka_local.answers(self.config)
 
 
+def _remove_stale_brokers(root: Path) -> None:
+    """Folders of earlier test sessions whose broker is gone (e.g. an interrupted run)."""
+    for home in root.glob("session-*"):
+        config = LocalKafka(home=home)
+        if kafka_local.running_pid(config) is None:
+            shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[Broker]:
-    home = kafka_local.REPO / "var" / "kafka-test"
+    # One folder per test session: two sessions on one machine (a developer's and a
+    # second checkout's) never stop or wipe each other's broker.
+    root = kafka_local.REPO / "var" / "kafka-test"
+    _remove_stale_brokers(root)
+    home = root / f"session-{os.getpid()}"
     port = _free_port_pair()
-    config = LocalKafka(home=home, port=port, controller_port=port + 1)
-    kafka_local.stop(config)  # a broker left over from an interrupted run
-    shutil.rmtree(home, ignore_errors=True)
-    broker = Broker(config)
+    broker = Broker(LocalKafka(home=home, port=port, controller_port=port + 1))
     print(broker.start())
     yield broker
     print(broker.stop())
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

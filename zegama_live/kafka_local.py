@@ -137,7 +137,8 @@ def _format_storage(k: LocalKafka) -> None:
         raise KafkaError(f"formatting storage failed:\n{done.stdout}{done.stderr}")
 
 
-def _pid(k: LocalKafka) -> int | None:
+def running_pid(k: LocalKafka) -> int | None:
+    """The broker's pid when its process is alive, else None."""
     try:
         pid = int(k.pid_file.read_text().strip())
         os.kill(pid, 0)
@@ -175,9 +176,9 @@ def answers(k: LocalKafka, timeout_s: float = 3.0) -> bool:
 
 def start(k: LocalKafka = LocalKafka(), *, wait_s: float = 90.0) -> str:
     """Start the broker unless it is running; create the declared topics; return a message."""
-    if _pid(k) is not None and answers(k):
+    if running_pid(k) is not None and answers(k):
         create_topics(k)
-        return f"Kafka already running on {k.bootstrap} (pid {_pid(k)})"
+        return f"Kafka already running on {k.bootstrap} (pid {running_pid(k)})"
     ensure_jars()
     k.logs_dir.mkdir(parents=True, exist_ok=True)
     k.config_file.write_text(_server_properties(k))
@@ -206,7 +207,7 @@ def start(k: LocalKafka = LocalKafka(), *, wait_s: float = 90.0) -> str:
 
 def stop(k: LocalKafka = LocalKafka(), *, wait_s: float = 30.0) -> str:
     """Stop the broker cleanly (SIGTERM, then SIGKILL after ``wait_s``)."""
-    pid = _pid(k)
+    pid = running_pid(k)
     if pid is None:
         k.pid_file.unlink(missing_ok=True)
         return "Kafka is not running"
@@ -227,7 +228,7 @@ def stop(k: LocalKafka = LocalKafka(), *, wait_s: float = 30.0) -> str:
 
 
 def status(k: LocalKafka = LocalKafka()) -> str:
-    pid = _pid(k)
+    pid = running_pid(k)
     if pid is None:
         return "Kafka is not running"
     state = "answering" if answers(k) else "not answering yet"

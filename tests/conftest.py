@@ -69,7 +69,9 @@ def kafka_broker() -> Iterator[Broker]:
     home = root / f"session-{os.getpid()}"
     port = _free_port_pair()
     broker = Broker(LocalKafka(home=home, port=port, controller_port=port + 1))
-    print(broker.start())
+    message = broker.start()
+    jars = sorted(p.name for p in kafka_local.LIBS.glob("kafka_2.13-*.jar"))
+    _started.append(f"integration tests: real Apache Kafka broker ({', '.join(jars)}): {message}")
     yield broker
     print(broker.stop())
     shutil.rmtree(home, ignore_errors=True)
@@ -80,3 +82,12 @@ def kafka_bootstrap(kafka_broker: Broker) -> str:
     if not kafka_broker.answers():  # a test stopped it and failed before restarting it
         kafka_broker.start()
     return kafka_broker.bootstrap
+
+
+_started: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say in the test output which real broker the integration tests ran against."""
+    for line in _started:
+        terminalreporter.write_line(line)

@@ -11,7 +11,6 @@ stopped by ``ingest.cli``, not by the applications, because it serves both.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -20,7 +19,7 @@ from aiohttp import web
 
 from ingest import api, osmand_http
 from ingest import service as svc
-from ingest.auth import credential
+from ingest.auth import credential, same_secret
 from ingest.devices import RegistryError
 from ingest.metrics import CONTENT_TYPE
 
@@ -79,13 +78,9 @@ def _admin_denied(request: web.Request) -> web.Response | None:
         return api.error(403, "admin_disabled",
                          "admin endpoints are off: set ZEGAMA_INGEST_ADMIN_KEY to enable them")
     given = credential(request.headers, {})
-    if given is None or not _same(given, key):
+    if given is None or not same_secret(given, key):
         return api.error(401, svc.BAD_KEY, "send 'Authorization: Bearer <admin key>'")
     return None
-
-
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
 
 
 async def admin_reload(request: web.Request) -> web.Response:

@@ -29,6 +29,11 @@ def device_token(secret: str, device: str) -> str:
     return digest[:TOKEN_HEX_CHARS]
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison; any text may be given (bytes, so non-ASCII is fine)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
+
+
 def credential(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
     """The key or token a request carries, or None when it carries none."""
     header = headers.get("Authorization", "")
@@ -59,7 +64,7 @@ class Authenticator:
         """True when ``given`` is the race's ingest key (or authentication is off)."""
         if self.disabled:
             return True
-        return bool(given and self.ingest_key and hmac.compare_digest(given, self.ingest_key))
+        return bool(given and self.ingest_key and same_secret(given, self.ingest_key))
 
     def allows(self, given: str | None, device: str) -> bool:
         """True when ``given`` may send fixes of ``device``."""
@@ -67,4 +72,4 @@ class Authenticator:
             return True
         if not (given and self.device_secret):
             return False
-        return hmac.compare_digest(given, device_token(self.device_secret, device))
+        return same_secret(given, device_token(self.device_secret, device))

@@ -67,7 +67,7 @@ class KafkaSink:
         self._factory = factory
         self._producer: Any = None
         self._ready = False
-        self._broken = asyncio.Event()
+        self._broken = False  # a send failed: replace the producer
         self._task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self.last_error = "not connected yet"
@@ -103,7 +103,8 @@ class KafkaSink:
         if producer is None or not self._ready:
             raise KafkaUnavailable(f"Kafka is unavailable: {self.last_error}")
         try:
-            await asyncio.wait_for(self._send(producer, messages), self._ack_timeout)
+            async with asyncio.timeout(self._ack_timeout):
+                await self._send(producer, messages)
         except Exception as exc:  # any failure of the client means "not acknowledged"
             self._fail(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             raise KafkaUnavailable(f"Kafka did not acknowledge: {self.last_error}") from exc
@@ -118,7 +119,7 @@ class KafkaSink:
             log.warning("Kafka unavailable: %s", why)
         self._ready = False
         self.last_error = why
-        self._broken.set()
+        self._broken = True
 
     async def _supervise(self) -> None:
         backoff = 0.2
@@ -136,12 +137,11 @@ class KafkaSink:
                     backoff = min(backoff * 2, 5.0)
                     continue
                 self._producer, self._ready, backoff = producer, True, 0.2
-                self._broken.clear()
+                self._broken = False
                 log.info("Kafka producer connected to %s", self._bootstrap)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._broken.wait(), self._probe_interval)
-            if self._broken.is_set():
+            await self._pause()
+            if self._broken:
                 # A send failed: start afresh rather than trust the producer's state.
                 old, self._producer = self._producer, None
                 task = asyncio.create_task(self._close(old))
@@ -150,9 +150,18 @@ class KafkaSink:
                 continue
             await self._probe()
 
+    async def _pause(self) -> None:
+        """Sleep one probe interval, waking early when a send failed."""
+        step = min(self._probe_interval, 0.05)
+        for _ in range(max(1, round(self._probe_interval / step))):
+            if self._broken:
+                return
+            await asyncio.sleep(step)
+
     async def _probe(self) -> None:
         try:
-            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 3.0)
+            async with asyncio.timeout(3.0):
+                await self._producer.client.fetch_all_metadata()
         except Exception as exc:
             self._fail(f"broker not answering: {exc or type(exc).__name__}")
             return
@@ -162,4 +171,5 @@ class KafkaSink:
 
     async def _close(self, producer: Any) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(producer.stop(), 30.0)
+            async with asyncio.timeout(30.0):
+                await producer.stop()

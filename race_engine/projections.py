@@ -10,10 +10,12 @@ Two models (docs/projections.md explains them and how they compare):
 * ``last-segment-speed`` (the baseline): remaining distance at the speed of the last
   segment between two splits (or of the race so far before the first one).
 
-The band is log-normal around the median: sigma = SIGMA_0 + SIGMA_PER_COURSE times the
-remaining fraction of the course, so it widens with the distance still to run; p10 and
-p90 are the median remaining time scaled by exp(-/+ 1.2816 sigma). No ETA is ever before
-``now_ms``: a runner not seen for a while has not arrived yet.
+The band is log-normal around the median remaining time: sigma combines SIGMA_REL of
+it with an absolute SIGMA_ABS_S, so the band widens with the distance still to run and
+never collapses close to the target; p10 and p90 are the median remaining time scaled
+by exp(-/+ 1.2816 sigma). The constants were chosen on a simulated field and checked on
+another (docs/projections.md). No ETA is ever before ``now_ms``: a runner not seen for a
+while has not arrived yet.
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ LAST_SEGMENT = "last-segment-speed"
 MODELS = (RECORD_RATIO, LAST_SEGMENT)
 
 RECENT_M = 3000.0
-RECENT_WEIGHT = 0.5
-FATIGUE = 0.10
-SIGMA_0 = 0.02
-SIGMA_PER_COURSE = 0.12
+RECENT_WEIGHT = 0.15
+FATIGUE = 0.15
+SIGMA_REL = 0.07
+SIGMA_ABS_S = 90.0
 Z90 = 1.2816
 # Below this much progress there is too little of the race to judge a runner's pace.
 MIN_PROGRESS_M = 1000.0
@@ -87,12 +89,18 @@ def project(runner: RunnerState, curve: RecordCurve, targets: Sequence[tuple[str
         if d <= x:
             continue
         rem_ms = max(remaining(d), 0.0) * 1000.0
-        sigma = SIGMA_0 + SIGMA_PER_COURSE * (d - x) / length_m
+        sigma = band_sigma(rem_ms / 1000.0)
         lo, hi = math.exp(-Z90 * sigma), math.exp(Z90 * sigma)
         out.append(Eta(target, max(now_ms, round(t_cur + rem_ms)),
                        max(now_ms, round(t_cur + rem_ms * lo)),
                        max(now_ms, round(t_cur + rem_ms * hi)), name))
     return out
+
+
+def band_sigma(remaining_s: float) -> float:
+    """Log-space sigma of a remaining time: SIGMA_REL of it, combined with an absolute
+    SIGMA_ABS_S (position and timing noise) that dominates close to the target."""
+    return math.hypot(SIGMA_REL, SIGMA_ABS_S / max(remaining_s, 1.0))
 
 
 def pace_ratio(runner: RunnerState, curve: RecordCurve, t_cur: int, x: float) -> float:

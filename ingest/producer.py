@@ -70,6 +70,7 @@ class KafkaSink:
         self._broken = False  # a send failed: replace the producer
         self._task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self._partitions: dict[tuple[str, bytes], int] = {}
         self.last_error = "not connected yet"
 
     @property
@@ -109,10 +110,29 @@ class KafkaSink:
             self._fail(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             raise KafkaUnavailable(f"Kafka did not acknowledge: {self.last_error}") from exc
 
-    @staticmethod
-    async def _send(producer: Any, messages: Sequence[Message]) -> None:
-        futures = [await producer.send(topic, value, key=key) for topic, key, value in messages]
+    async def _send(self, producer: Any, messages: Sequence[Message]) -> None:
+        futures = []
+        for topic, key, value in messages:
+            partition = self._partitions.get((topic, key))
+            if partition is None:
+                partition = await self._partition(producer, topic, key)
+            futures.append(await producer.send(topic, value, key=key, partition=partition))
         await asyncio.gather(*futures)
+
+    async def _partition(self, producer: Any, topic: str, key: bytes) -> int:
+        """The partition Kafka's default partitioner picks for ``key``, remembered.
+
+        The same murmur2 rule as the Java client and Faust, computed once per runner key
+        rather than once per record (it is pure Python in aiokafka).
+        """
+        from aiokafka.partitioner import murmur2
+
+        if len(self._partitions) > 100_000:
+            self._partitions.clear()
+        partitions = sorted(await producer.partitions_for(topic))
+        chosen = int(partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)])
+        self._partitions[(topic, key)] = chosen
+        return chosen
 
     def _fail(self, why: str) -> None:
         if self._ready:
@@ -137,6 +157,7 @@ class KafkaSink:
                     backoff = min(backoff * 2, 5.0)
                     continue
                 self._producer, self._ready, backoff = producer, True, 0.2
+                self._partitions.clear()  # the partition count may have changed
                 self._broken = False
                 log.info("Kafka producer connected to %s", self._bootstrap)
                 continue

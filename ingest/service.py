@@ -49,11 +49,7 @@ class Ingest:
     def __post_init__(self) -> None:
         s = self.settings
         self.auth = Authenticator(s.ingest_key, s.device_secret, disabled=s.no_auth)
-
-    @property
-    def race(self) -> str:
-        return self.settings.race
-
+        self.race = s.race  # resolved once: it touches the file system
     @property
     def max_future_ms(self) -> int:
         return int(self.settings.max_future_s * 1000)

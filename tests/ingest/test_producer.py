@@ -28,6 +28,7 @@ class Broker:
         self.acked: list[tuple[str, bytes, bytes]] = []
         self.producers = 0
         self.hang = False
+        self.partitions: dict[bytes, int] = {}
 
 
 class FakeProducer:
@@ -42,7 +43,12 @@ class FakeProducer:
 
     async def stop(self) -> None: ...
 
-    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(6))
+
+    async def send(self, topic: str, value: bytes, key: bytes, partition: int
+                   ) -> asyncio.Future[Any]:
+        self.broker.partitions[key] = partition
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.broker.hang:
             return fut  # never acknowledged
@@ -120,5 +126,24 @@ async def test_the_probe_notices_a_silent_outage() -> None:
         broker.up = False
         await wait_until(lambda: not sink.ready, 5.0)
         assert "broker not answering" in sink.last_error or "cannot connect" in sink.last_error
+    finally:
+        await sink.stop()
+
+
+async def test_partitions_follow_kafkas_default_partitioner() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    broker = Broker()
+    broker.up = True
+    sink = make(broker)
+    await sink.start()
+    try:
+        await wait_until(lambda: sink.ready, 5.0)
+        keys = [f"zegama-2026:{bib}".encode() for bib in range(1, 200)]
+        await sink.send_all([("pings.v1", k, b"v") for k in keys])
+        await sink.send_all([("pings.v1", k, b"again") for k in keys])  # from the cache
+        expected = {k: DefaultPartitioner()(k, list(range(6)), list(range(6))) for k in keys}
+        assert broker.partitions == expected
+        assert len(set(expected.values())) == 6
     finally:
         await sink.stop()

@@ -98,7 +98,8 @@ class KafkaSink:
 
         Raises KafkaUnavailable when not connected, on any send error, or after the
         acknowledgement timeout; some of the records may then still reach Kafka, so a
-        retry can duplicate them (consumers deduplicate fixes by device and time).
+        retry can duplicate them (at least once: consumers treat the same device and
+        time as a duplicate).
         """
         producer = self._producer
         if producer is None or not self._ready:

@@ -1,6 +1,7 @@
 """The OsmAnd port: Traccar Client's requests, answered as Traccar answers them.
 
-``200`` with an empty body when the fix is stored (Kafka acknowledged it), ``400`` for
+``200`` with an empty body when the fix is stored (Kafka acknowledged it; also for a
+report without a position, lat 0 and lon 0, which is dropped as Traccar does), ``400`` for
 a query-string fix of an unknown device or a fix that does not decode, ``404`` for a
 JSON fix of an unknown device, ``401`` for a missing or wrong key, ``413`` for a body
 over the limit and ``503`` with ``Retry-After`` when Kafka does not acknowledge. Error
@@ -26,7 +27,7 @@ from ingest.osmand import (
     query_params,
 )
 from ingest.producer import KafkaUnavailable
-from race_engine.fixes import FixError
+from race_engine.fixes import NO_POSITION, FixError
 
 MAX_OSMAND_BODY = 64 * 1024
 MALFORMED_JSON = "malformed_json"
@@ -81,7 +82,7 @@ async def _query(request: web.Request, ingest: svc.Ingest, params: dict[str, str
     try:
         decoded = decode_query(params, now_ms=now, max_future_ms=ingest.max_future_ms)
     except FixError as exc:
-        return _refuse(ingest, source, 400, exc.reason, exc.message)
+        return _refuse(ingest, source, _status_of(exc), exc.reason, exc.message)
     return await _store(ingest, source, bib, decoded, now)
 
 
@@ -107,8 +108,18 @@ async def _json(request: web.Request, ingest: svc.Ingest, query: dict[str, str],
     try:
         decoded = decode_json(obj, now_ms=now, max_future_ms=ingest.max_future_ms)
     except FixError as exc:
-        return _refuse(ingest, source, 400, exc.reason, exc.message)
+        return _refuse(ingest, source, _status_of(exc), exc.reason, exc.message)
     return await _store(ingest, source, bib, decoded, now)
+
+
+def _status_of(exc: FixError) -> int:
+    """400, except 200 for a report without a position (lat 0, lon 0).
+
+    Traccar answers 200 there too. Traccar Client resends a refused report before any
+    newer one, so refusing a report that can never become valid would stop the phone
+    reporting for the rest of the race; it is counted as rejected and not stored.
+    """
+    return 200 if exc.reason == NO_POSITION else 400
 
 
 def _check_key(request: web.Request, ingest: svc.Ingest, source: str, device: str,

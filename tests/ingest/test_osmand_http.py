@@ -108,3 +108,11 @@ async def test_oversized_body_is_413(osmand: TestClient) -> None:
     resp = await osmand.post(f"/?key={RACE_KEY}", data=b"{" + b" " * 70_000 + b"}",
                              headers={"Content-Type": "application/json"})
     assert resp.status == 413
+
+
+async def test_report_without_position_is_dropped_with_200(osmand: TestClient,
+                                                           sink: FakeSink) -> None:
+    resp = await osmand.get(f"/?id=ZGM-0001&lat=0.0&lon=0.0&timestamp=1779001100&key={RACE_KEY}")
+    assert resp.status == 200  # as Traccar: a refusal would wedge the client's queue
+    assert "not stored" in await resp.text() or "satellite" in await resp.text()
+    assert sink.sent == []

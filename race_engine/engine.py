@@ -150,6 +150,11 @@ class RaceEngine:
         if checkpoint not in self.layout.index:
             raise EngineInputError(f"race {self.race.id} has no checkpoint {checkpoint!r}; "
                                    f"use one of {', '.join(self.layout.ids)}")
+        if t < self.layout.start_ms:
+            if self.layout.index[checkpoint] == 0:
+                return []  # runners walk over the start mat before the gun
+            raise EngineInputError(f"a split for {bib} at {checkpoint} is before the race start "
+                                   f"({t} < {self.layout.start_ms}); check the reader's clock")
         changed = r.set_split(checkpoint, t, source)
         if changed:
             self._dirty.add(bib)

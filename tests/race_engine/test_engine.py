@@ -101,7 +101,7 @@ def test_a_burst_of_late_fixes_refines_the_past_exactly() -> None:
     assert before != splits(late, "1")
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.randoms(use_true_random=False))
 def test_any_arrival_order_and_duplicates_give_the_same_splits(rnd: random.Random) -> None:
     fs = fixes("dev2", 3.0, every_s=60, seed=2)
@@ -136,6 +136,30 @@ def test_chip_read_wins_and_is_reported() -> None:
                       "t_ms": START + 790_000, "source": "chip"}
     with pytest.raises(EngineInputError, match="no checkpoint 'moon'"):
         e.on_chip_read(ChipRead("1", "moon", START), START)
+
+
+def test_reads_before_the_start_are_ignored_at_the_start_and_refused_elsewhere() -> None:
+    e = RaceEngine(RACE)
+    assert e.on_chip_read(ChipRead("1", "start", START - 60_000), START) == []
+    with pytest.raises(EngineInputError, match="before the race start"):
+        e.on_chip_read(ChipRead("1", "b1", START - 60_000), START)
+    assert e.runner("1").splits() == []
+
+
+def test_status_commands_and_reinstate() -> None:
+    e = RaceEngine(RACE)
+    feed(e, fixes("dev1", 2.5))
+    assert e.runner("1").status.value == "finished"
+    (dsq,) = [c for c in e.on_control({"op": "dsq", "bib": "1", "reason": "cut"}, START)
+              if c["kind"] == "status"]
+    assert (dsq["status"], dsq["reason"]) == ("dsq", "cut")
+    assert e.on_control({"op": "dsq", "bib": "1", "reason": "cut"}, START) == []
+    e.on_control({"op": "reinstate", "bib": "1"}, START)
+    assert e.runner("1").status.value == "finished" and e.runner("1").reason == ""
+    e.on_control({"op": "dns", "bib": "2"}, START)
+    assert e.board(START)["runners"][-1]["status"] == "dns"
+    with pytest.raises(EngineInputError, match="JSON object"):
+        e.on_control(["dnf"], START)  # type: ignore[arg-type]
 
 
 def test_unknown_device_bib_and_command_are_clear_errors() -> None:

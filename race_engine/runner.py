@@ -45,6 +45,10 @@ WINDOW_SPEED_MPS = 7.0
 MIN_AHEAD_M = 500.0
 # Where a runner is expected before its own pace is known (a mid-pack trail pace).
 PRIOR_PACE_MPS = 2.5
+# Within this long after the previous fix, the runner is expected where it was (the
+# matcher already prefers passes ahead); an average pace would overshoot on a steep
+# switchback climb and pick the leg above.
+EXTRAPOLATE_AFTER_S = 120.0
 BEHIND_M = 300.0
 
 # A runner who stops at a checkpoint (aid station) sends fixes scattered a few metres
@@ -138,8 +142,9 @@ class RunnerState:
         ``t`` (the start, 0 m, when there is none) to as far as the runner can have gone
         since at ``WINDOW_SPEED_MPS``. ``near_m``, which the matcher prefers among equally
         close passes of the course (shared paths), is where the runner is expected:
-        interpolated in time towards the next observation, else moved on at the runner's
-        average pace so far (``PRIOR_PACE_MPS`` before there is one).
+        interpolated in time towards the next observation, else, more than
+        ``EXTRAPOLATE_AFTER_S`` after the previous one, moved on at the runner's average
+        pace so far (``PRIOR_PACE_MPS`` before there is one).
         """
         a_t = self.a_t
         start = self.layout.start_ms
@@ -151,10 +156,12 @@ class RunnerState:
             k += 1
         if k < len(a_t) and a_t[k] > t0:
             shift = (max(self.a_p[k], m0) - m0) * dt * 1000.0 / (a_t[k] - t0)
-        else:
+        elif dt > EXTRAPOLATE_AFTER_S:
             pace = m0 / ((t0 - start) / 1000.0) if m0 > MIN_AHEAD_M and t0 > start \
                 else PRIOR_PACE_MPS
             shift = min(pace, WINDOW_SPEED_MPS) * dt
+        else:
+            shift = 0.0
         shift = min(max(shift, 0.0), ahead)
         return m0 + shift, BEHIND_M + shift, ahead - shift
 

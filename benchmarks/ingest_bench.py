@@ -154,12 +154,38 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class CpuShares:
+    """CPU used by ingest, the broker and this load generator between two marks."""
+
+    def __init__(self, ingest_pid: int, broker_pid: int | None) -> None:
+        self.pids = {"ingest": ingest_pid, "broker": broker_pid}
+        self.mark()
+
+    def _now(self) -> dict[str, float]:
+        own = os.times()
+        now = {"load": own.user + own.system}
+        for name, pid in self.pids.items():
+            now[name] = cpu_seconds(pid) if pid else float("nan")
+        return now
+
+    def mark(self) -> None:
+        self.start = self._now()
+
+    def used(self) -> dict[str, float]:
+        end = self._now()
+        used = {k: end[k] - self.start[k] for k in end}
+        self.start = end
+        return used
+
+
 def report(name: str, fixes: int, latencies: list[float], errors: int, seconds: float,
-           cpu_s: float) -> None:
-    print(f"{name:<30} {fixes / seconds:>8,.0f} fixes/s {len(latencies) / seconds:>7,.0f} req/s"
+           cpu: dict[str, float]) -> None:
+    print(f"{name:<24} {fixes / seconds:>8,.0f} fixes/s {len(latencies) / seconds:>6,.0f} req/s"
           f"  p50 {percentile(latencies, 0.5) * 1000:5.1f} ms"
-          f"  p99 {percentile(latencies, 0.99) * 1000:5.1f} ms  non-2xx {errors}"
-          f"  ingest CPU {cpu_s / seconds:4.0%} = {cpu_s * 1e6 / max(fixes, 1):4.0f} us/fix")
+          f"  p99 {percentile(latencies, 0.99) * 1000:5.1f} ms  non-2xx {errors}")
+    print(f"{'':<24} CPU: ingest {cpu['ingest'] / seconds:4.0%}"
+          f" ({cpu['ingest'] * 1e6 / max(fixes, 1):.0f} us/fix),"
+          f" broker {cpu['broker'] / seconds:4.0%}, load generator {cpu['load'] / seconds:4.0%}")
 
 
 def start_ingest(race: Path, bootstrap: str, port: int, osmand_port: int
@@ -186,7 +212,7 @@ async def wait_healthy(url: str, timeout_s: float = 60.0) -> None:
     raise RuntimeError(f"ingest not healthy at {url} within {timeout_s} s")
 
 
-async def measure(args: argparse.Namespace, bootstrap: str) -> None:
+async def measure(args: argparse.Namespace, bootstrap: str, broker_pid: int | None) -> None:
     race = Path(tempfile.mkdtemp(prefix="bench-race-")) / "bench"
     race.mkdir()
     write_race(race)
@@ -196,21 +222,25 @@ async def measure(args: argparse.Namespace, bootstrap: str) -> None:
         await wait_healthy(f"http://127.0.0.1:{port}/healthz")
         await batch_load(f"http://127.0.0.1:{port}/v1/pings", args.batch, 4, 1.0)  # warm up
         s = args.seconds
-        cpu = cpu_seconds(ingest.pid)
+        cpu = CpuShares(ingest.pid, broker_pid)
         fixes, lat, err = await batch_load(f"http://127.0.0.1:{port}/v1/pings", args.batch,
                                            args.batch_concurrency, s)
-        cpu, used = cpu_seconds(ingest.pid), cpu_seconds(ingest.pid) - cpu
-        report(f"batch API, {args.batch}/req, c={args.batch_concurrency}", fixes, lat, err, s, used)
+        report(f"batch API, {args.batch}/req, c={args.batch_concurrency}", fixes, lat, err, s,
+               cpu.used())
         fixes, lat, err = await osmand_load(f"http://127.0.0.1:{osmand_port}/",
                                             args.osmand_concurrency, s)
-        used = cpu_seconds(ingest.pid) - cpu
-        report(f"OsmAnd, 1/req, c={args.osmand_concurrency}", fixes, lat, err, s, used)
+        report(f"OsmAnd, 1/req, c={args.osmand_concurrency}", fixes, lat, err, s, cpu.used())
     finally:
         ingest.terminate()
         ingest.wait(30)
         shutil.rmtree(race.parent, ignore_errors=True)
+    cpu = CpuShares(os.getpid(), broker_pid)
     sent = await raw_ceiling(bootstrap, args.seconds)
-    print(f"{'raw aiokafka loop (ceiling)':<30} {sent / args.seconds:>8,.0f} fixes/s")
+    used = cpu.used()
+    print(f"{'raw aiokafka loop':<24} {sent / args.seconds:>8,.0f} fixes/s")
+    print(f"{'':<24} CPU: producer loop {used['load'] / args.seconds:4.0%}"
+          f" ({used['load'] * 1e6 / max(sent, 1):.0f} us/fix),"
+          f" broker {used['broker'] / args.seconds:4.0%}")
 
 
 def main() -> int:
@@ -223,7 +253,7 @@ def main() -> int:
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     if args.bootstrap:
-        asyncio.run(measure(args, args.bootstrap))
+        asyncio.run(measure(args, args.bootstrap, None))
         return 0
     port = free_port()
     while True:  # the controller listens on port + 1
@@ -238,7 +268,8 @@ def main() -> int:
     shutil.rmtree(broker.home, ignore_errors=True)
     print(kafka_local.start(broker))
     try:
-        asyncio.run(measure(args, broker.bootstrap))
+        broker_pid = int(broker.pid_file.read_text().strip())
+        asyncio.run(measure(args, broker.bootstrap, broker_pid))
     finally:
         print(kafka_local.stop(broker))
         shutil.rmtree(broker.home, ignore_errors=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import orjson
 from aiohttp.test_utils import TestClient
 from ingest_fakes import ADMIN_KEY, DEVICE_SECRET, NOW_MS, RACE_KEY, FakeSink
@@ -185,3 +187,13 @@ async def test_entrants_reload_by_admin_and_by_mtime(api: TestClient, ingest: In
     assert ingest.registry.bib_of("ZGM-0106") == "106"  # the broken file changed nothing
     health = await (await api.get("/healthz")).json()
     assert "missing column" in health["entrants_error"]
+
+
+async def test_gzip_bodies_and_the_limit_after_decompression(api: TestClient,
+                                                             sink: FakeSink) -> None:
+    gz = {**AUTH, "Content-Encoding": "gzip"}
+    resp = await api.post("/v1/pings", data=gzip.compress(orjson.dumps([fix()])), headers=gz)
+    assert resp.status == 202 and len(sink.sent) == 1
+    bomb = gzip.compress(b"[" + b" " * 5_000_000 + b"]")  # 5 kB that inflate to 5 MB
+    resp = await api.post("/v1/pings", data=bomb, headers=gz)
+    assert resp.status == 413

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from ingest import api, osmand_http
 from ingest import service as svc
@@ -31,7 +32,7 @@ def _json(status: int, obj: object) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(obj), content_type="application/json")
 
 
-def _in_flight(port: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def _in_flight(port: str) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         gauge = request.app[svc.INGEST_KEY].metrics.in_flight.labels(port)

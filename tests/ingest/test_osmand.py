@@ -6,6 +6,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest.osmand import (
     KNOT_MS,
@@ -228,3 +230,34 @@ def test_json_that_is_not_an_object() -> None:
     assert json_device([1, 2]) is None
     with pytest.raises(FixError):
         decode_json([1, 2], now_ms=NOW)
+
+
+@settings(max_examples=400, deadline=None)
+@given(params=st.dictionaries(
+    st.sampled_from(["id", "deviceid", "lat", "lon", "location", "timestamp", "speed", "bearing",
+                     "altitude", "accuracy", "batt", "alarm"]),
+    st.text(max_size=20) | st.sampled_from(["1", "42.9", "-2.3", "1,2", "1377177267", "nan",
+                                            "1e400", "2016-01-27T18:55:47Z", "sos"])))
+def test_query_decoding_only_raises_fix_error(params: dict[str, str]) -> None:
+    try:
+        decoded = decode_query(params, now_ms=NOW)
+    except FixError as exc:
+        assert exc.reason
+        return
+    assert -90 <= decoded.fix.lat <= 90
+    assert decoded.speed is None or decoded.speed >= 0
+
+
+@settings(max_examples=400, deadline=None)
+@given(obj=st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(
+        st.sampled_from(["device_id", "location", "coords", "latitude", "longitude",
+                         "timestamp", "battery", "level", "alarm", "extras", "speed"]),
+        kids, max_size=5),
+    max_leaves=12))
+def test_json_decoding_only_raises_fix_error(obj: object) -> None:
+    try:
+        decode_json(obj, now_ms=NOW)
+    except FixError as exc:
+        assert exc.reason

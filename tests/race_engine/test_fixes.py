@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from race_engine.fixes import (
     MAX_FUTURE_MS,
@@ -118,3 +120,32 @@ def test_parse_time_rejects_other_types() -> None:
         parse_time(math.inf)
     with pytest.raises(FixError, match="ISO-8601"):
         parse_iso_time("17/05/2026 07:00")
+
+
+json_scalars = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+                | st.sampled_from([T0, "2026-05-17T07:00:00Z", "9999-12-31T23:59:59+14:00"]))
+json_values = st.recursive(
+    json_scalars,
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids,
+                                                              max_size=3),
+    max_leaves=8,
+)
+fix_like = st.fixed_dictionaries(
+    {"device": json_scalars, "ts": json_scalars, "lat": json_scalars, "lon": json_scalars},
+    optional={"ele": json_scalars, "acc": json_scalars, "bat": json_scalars,
+              "sos": json_scalars},
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(obj=fix_like | json_values, now=st.none() | st.integers(0, 2**62))
+def test_decode_fix_returns_a_valid_fix_or_raises_fix_error(obj: object, now: int | None
+                                                           ) -> None:
+    try:
+        fix = decode_fix(obj, now_ms=now)
+    except FixError as exc:
+        assert exc.reason and exc.message
+        return
+    assert -90 <= fix.lat <= 90 and -180 <= fix.lon <= 180
+    assert now is None or fix.t <= now + MAX_FUTURE_MS
+    assert decode_fix(encode_fix(fix)) == fix

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka_helpers import KEY, live_ingest, read_pings, wait_until
+from ingest_kafka import KEY, live_ingest, read_pings, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from kafka_helpers import KEY, live_ingest, read_pings
+from ingest_kafka import KEY, live_ingest, read_pings
 
 pytestmark = pytest.mark.integration
 

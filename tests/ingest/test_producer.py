@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from kafka_helpers import wait_until
+from ingest_kafka import wait_until
 
 from ingest.producer import KafkaSink, KafkaUnavailable
 

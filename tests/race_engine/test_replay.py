@@ -29,12 +29,17 @@ def sim(race) -> Simulation:  # type: ignore[no-untyped-def]
     return simulate(race, np.random.default_rng(7), SimOptions(runners=12, incidents=False))
 
 
+@pytest.fixture(scope="module")
+def replayed(race, sim):  # type: ignore[no-untyped-def]
+    return replay(race, lines_of(sim))
+
+
 def lines_of(sim: Simulation) -> list[bytes]:
     return [orjson.dumps({**encode_fix(fix), "arrival": arrival}) for fix, arrival in sim.pings()]
 
 
-def test_replayed_splits_match_the_true_crossings(race, sim) -> None:  # type: ignore[no-untyped-def]
-    result = replay(race, lines_of(sim))
+def test_replayed_splits_match_the_true_crossings(replayed, sim) -> None:  # type: ignore[no-untyped-def]
+    result = replayed
     truth = {(c.bib, c.checkpoint): c.t for c in sim.crossings}
     got = {(s["bib"], s["checkpoint"]): s["t"] for s in result.splits}
     common = [k for k in truth if k in got and k[1] != "start"]
@@ -46,19 +51,18 @@ def test_replayed_splits_match_the_true_crossings(race, sim) -> None:  # type: i
     assert not result.stats.rejected
 
 
-def test_replay_equals_the_engine_fed_directly(race, sim) -> None:  # type: ignore[no-untyped-def]
+def test_replay_equals_the_engine_fed_directly(race, sim, replayed) -> None:  # type: ignore[no-untyped-def]
     from race_engine.engine import RaceEngine
 
     engine = RaceEngine(race)
     for fix, arrival in sim.pings():
         engine.on_fix(None, fix, arrival)
     direct = {(r.bib, s.checkpoint): s.t_ms for r in engine.runners.values() for s in r.splits()}
-    replayed = {(s["bib"], s["checkpoint"]): s["t"] for s in replay(race, lines_of(sim)).splits}
-    assert replayed == direct
+    assert {(s["bib"], s["checkpoint"]): s["t"] for s in replayed.splits} == direct
 
 
-def test_splits_are_ranked_per_checkpoint_by_time(race, sim) -> None:  # type: ignore[no-untyped-def]
-    result = replay(race, lines_of(sim))
+def test_splits_are_ranked_per_checkpoint_by_time(replayed) -> None:  # type: ignore[no-untyped-def]
+    result = replayed
     by_cp: dict[str, list[tuple[int, int]]] = {}
     for s in result.splits:
         by_cp.setdefault(s["checkpoint"], []).append((s["rank"], s["t"]))

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ingest.app import build_api_app, build_osmand_app
 from ingest.auth import device_token
+from ingest.control import ControlFollower
 from ingest.devices import DeviceRegistry, RegistryError
 from ingest.producer import KafkaSink
 from ingest.service import Ingest
@@ -91,6 +92,10 @@ async def serve(settings: IngestSettings, registry: DeviceRegistry,
     if settings.no_auth:
         log.warning("authentication is off (--no-auth): anyone can send fixes")
     await sink.start()
+    follower = None
+    if not settings.ignore_control:
+        follower = ControlFollower(settings.kafka_bootstrap, ingest.race, registry)
+        await follower.start()
     runners = [web.AppRunner(build_api_app(ingest), access_log=None),
                web.AppRunner(build_osmand_app(ingest), access_log=None)]
     stop = stop or asyncio.Event()
@@ -109,4 +114,6 @@ async def serve(settings: IngestSettings, registry: DeviceRegistry,
     finally:
         for runner in runners:
             await runner.cleanup()  # stop taking requests before the last flush
+        if follower is not None:
+            await follower.stop()
         await sink.stop()

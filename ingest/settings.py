@@ -40,6 +40,7 @@ class IngestSettings:
     ack_timeout_s: float = 10.0
     retry_after_s: int = 5
     reload_interval_s: float = 2.0
+    ignore_control: bool = False
 
     @property
     def race(self) -> str:
@@ -101,6 +102,8 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("retry_after_s", "ZEGAMA_INGEST_RETRY_AFTER_S", "Retry-After of a 503 (s)", int),
     _Option("reload_interval_s", "ZEGAMA_INGEST_RELOAD_INTERVAL_S",
             "how often entrants.csv is checked for changes (s)", float),
+    _Option("ignore_control", "ZEGAMA_INGEST_IGNORE_CONTROL",
+            "do not apply device reassignments published on control.v1", _bool, flag=True),
 )
 
 

@@ -5,7 +5,7 @@ this class; it does no I/O and reads no clock: every call takes the time it runs
 (``now_ms``, epoch ms), and everything it computes follows from the fix times and the
 ``now_ms`` values passed in.
 
-    engine = RaceEngine(race)                       # race: model.Race (racefolder.load_race)
+    engine = RaceEngine(race)      # one per race; several races: {race.id: RaceEngine(race)}
     engine.on_fix(bib, fix, now_ms)       -> changes   # bib None: looked up by fix.device
     engine.on_chip_read(read, now_ms)     -> changes
     engine.on_control(cmd, now_ms)        -> changes   # see ``on_control`` for the commands

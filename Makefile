@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit integration venv kafka-start kafka-stop clean
+.PHONY: demo demo-stop test lint typecheck unit integration venv kafka-start kafka-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/zegama-live demo
+
+demo-stop: $(STAMP)
+	$(BIN)/zegama-live demo --stop
 
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q -ra --durations=10

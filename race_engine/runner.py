@@ -32,6 +32,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
+from race_engine.crossing import crossing_time
 from race_engine.model import Race, Status
 
 # A fix further than this from the course is kept for off-course alerts, not for progress.
@@ -59,6 +60,16 @@ SPLIT_TOL_M = 15.0
 # GPS noise rarely puts a runner on the last metre of the course: the finish triggers
 # this far before the end.
 FINISH_SLACK_M = 25.0
+
+# A GPS split is refined by a robust line through the fixes around the crossing (see
+# race_engine.crossing): those this long before and after it, within FIT_OFF_M of the
+# course (further off, a fix may be matched onto another leg of a switchback). None
+# after: a runner often stops at the aid station at a checkpoint, which flattens the line.
+FIT_BEFORE_MS = 150_000
+FIT_AFTER_MS = 0
+FIT_OFF_M = 45.0
+# The refined split may move at most this far from the envelope's own crossing.
+FIT_MAX_SHIFT_MS = 400_000
 
 GPS, CHIP, MANUAL = 0, 1, 2
 SOURCES = ("gps", "chip", "manual")
@@ -121,6 +132,9 @@ class RunnerState:
         self.a_m: array[float] = array("d")
         self.a_src: array[int] = array("b")
         self.gps: dict[str, int] = {}
+        # The time span of the fixes each GPS split was fitted to: a fix that arrives
+        # there re-fits it even when the envelope does not move.
+        self.fit_span: dict[str, tuple[float, float]] = {}
         self.chip: dict[str, int] = {}
         self.manual: dict[str, int] = {}
         self.status = Status.RUNNING
@@ -187,7 +201,8 @@ class RunnerState:
         if t < self.layout.start_ms or not self._plausible(t, progress_m, off_m):
             return []
         span = self._insert_obs(t, progress_m, GPS)
-        return [] if span is None else self._resplit(*span)
+        changed = [] if span is None else self._resplit(*span)
+        return self._refit_near(t, changed)
 
     def suspects(self, t: int) -> list[tuple[int, float, float]]:
         """(t, lat, lon) of the fixes either side of the fix at ``t`` whose match is
@@ -223,7 +238,7 @@ class RunnerState:
         for span in spans:
             if span is not None:
                 changed += [c for c in self._resplit(*span) if c not in changed]
-        return changed
+        return self._refit_near(t, changed)
 
     def _plausible(self, t: int, p: float, off: float) -> bool:
         """Whether a fix can be trusted for progress (see OFF_TRACK_M, MAX_SPEED_MPS)."""
@@ -259,6 +274,9 @@ class RunnerState:
         for span in spans:
             if span is not None:
                 changed.update(self._resplit(*span))
+        for tt in (t, old):
+            if tt is not None:
+                changed.update(self._refit_near(tt, []))
         return [cid for cid in self.layout.ids if cid in changed]
 
     # --------------------------------------------------------------- envelope
@@ -306,25 +324,76 @@ class RunnerState:
             hi = max(hi, v) if old != old else max(hi, v, old)  # old is NaN when new
         return lo, hi
 
-    def _resplit(self, lo: float, hi: float) -> list[str]:
-        """Recompute the GPS splits of checkpoints within [lo, hi] metres."""
-        ids, trig = self.layout.ids, self.layout.trig
-        changed = []
-        for i in range(bisect_left(self.layout.m, lo), bisect_right(trig, hi)):
-            cid = ids[i]
-            t = self._crossing(i)
-            ti = None if t is None else int(t + 0.5)
-            if self.gps.get(cid) != ti:
-                if ti is None:
-                    del self.gps[cid]
-                else:
-                    self.gps[cid] = ti
-                if cid not in self.chip and cid not in self.manual:
-                    changed.append(cid)
+    def _refit_near(self, t: int, changed: list[str]) -> list[str]:
+        """``changed`` plus the checkpoints whose split was fitted to fixes around ``t``
+        and moved when re-fitted."""
+        for cid, (lo, hi) in list(self.fit_span.items()):
+            if lo <= t <= hi and cid not in changed:
+                i = self.layout.index[cid]
+                changed += self._resplit_one(i)
         return changed
 
+    def _resplit(self, lo: float, hi: float) -> list[str]:
+        """Recompute the GPS splits of checkpoints within [lo, hi] metres."""
+        changed = []
+        for i in range(bisect_left(self.layout.m, lo), bisect_right(self.layout.trig, hi)):
+            changed += self._resplit_one(i)
+        return changed
+
+    def _resplit_one(self, i: int) -> list[str]:
+        """Recompute the GPS split of checkpoint ``i``; [its id] if the effective split
+        changed."""
+        cid = self.layout.ids[i]
+        t = self._crossing(i)
+        ti = None if t is None else int(t + 0.5)
+        if ti is None:
+            self.fit_span.pop(cid, None)
+        if self.gps.get(cid) == ti:
+            return []
+        if ti is None:
+            del self.gps[cid]
+        else:
+            self.gps[cid] = ti
+        return [] if cid in self.chip or cid in self.manual else [cid]
+
     def _crossing(self, i: int) -> float | None:
-        """Epoch ms of the GPS split at checkpoint ``i`` (see Layout.trig)."""
+        """Epoch ms of the GPS split at checkpoint ``i``: the envelope's crossing
+        refined by a robust line through the fixes around it (see FIT_BEFORE_MS)."""
+        base = self._envelope_crossing(i)
+        if base is None:
+            return None
+        d = self.layout.m[i]
+        cap = d - FINISH_SLACK_M if i == len(self.layout.m) - 1 else math.inf
+        tc, lo, hi = base, base, base
+        for _ in range(4):
+            ts, ps = self._fit_points(tc, cap)
+            lo, hi = min(lo, tc - FIT_BEFORE_MS), max(hi, tc + FIT_AFTER_MS)
+            x = crossing_time(ts, ps, d)
+            if x is None:
+                break
+            moved = x * 1000.0
+            tc += moved
+            if abs(moved) < 500.0:
+                break
+        self.fit_span[self.layout.ids[i]] = (lo, hi)
+        return tc if abs(tc - base) <= FIT_MAX_SHIFT_MS else base
+
+    def _fit_points(self, tc: float, cap: float) -> tuple[list[float], list[float]]:
+        """(seconds from ``tc``, progress) of the GPS observations the fit around ``tc``
+        uses (see FIT_BEFORE_MS)."""
+        a_t, a_p, a_src, f_t, f_off = self.a_t, self.a_p, self.a_src, self.f_t, self.f_off
+        ts: list[float] = []
+        ps: list[float] = []
+        for j in range(bisect_left(a_t, tc - FIT_BEFORE_MS), bisect_right(a_t, tc + FIT_AFTER_MS)):
+            t, p = a_t[j], a_p[j]
+            if a_src[j] != GPS or p > cap or f_off[bisect_left(f_t, t)] > FIT_OFF_M:
+                continue
+            ts.append((t - tc) / 1000.0)
+            ps.append(p)
+        return ts, ps
+
+    def _envelope_crossing(self, i: int) -> float | None:
+        """Epoch ms at which the envelope crosses checkpoint ``i`` (see Layout.trig)."""
         d, trig = self.layout.m[i], self.layout.trig[i]
         at_d = self.time_at(d)
         if trig == d:

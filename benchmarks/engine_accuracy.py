@@ -25,7 +25,6 @@ pairs. Exits 0 whether or not the goal is reached (it is a measurement, not a te
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from naive import naive_splits
+from provenance import code_version
 
 from race_engine.engine import RaceEngine
 from race_engine.model import Race
@@ -72,19 +72,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--loss", type=float, default=0.05, help="fraction of fixes lost (0.05)")
     p.add_argument("--worst", type=int, default=10, help="worst pairs to list (10)")
     return p.parse_args(argv)
-
-
-def code_version() -> str:
-    """The commit measured, and whether race_engine/ differs from it (for the record)."""
-    try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
-                                "race_engine"], capture_output=True, text=True,
-                               check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return head + (" with local changes in race_engine/" if dirty else "")
 
 
 def tracks(race: Race, sim: Simulation) -> dict[str, Track]:

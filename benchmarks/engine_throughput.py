@@ -29,7 +29,6 @@ import argparse
 import cProfile
 import io
 import pstats
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from provenance import code_version
 
 from race_engine.engine import RaceEngine
 from race_engine.fixes import decode_fix, encode_fix
@@ -68,19 +68,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--profile-fixes", type=int, default=300_000,
                    help="fixes of the whole-race feed to profile (300000)")
     return p.parse_args(argv)
-
-
-def code_version() -> str:
-    """The commit measured, and whether race_engine/ differs from it (for the record)."""
-    try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
-                                "race_engine"], capture_output=True, text=True,
-                               check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return head + (" with local changes in race_engine/" if dirty else "")
 
 
 def feed(sim: Simulation, idx: np.ndarray) -> Feed:

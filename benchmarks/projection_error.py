@@ -27,7 +27,6 @@ overall and by thirds of the field.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from provenance import code_version
 
 from race_engine.engine import RaceEngine
 from race_engine.model import Race
@@ -70,19 +70,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="checkpoint the projection is made at (sancti-spiritu)")
     p.add_argument("--weather", default="good", choices=WEATHERS, help="weather (good)")
     return p.parse_args(argv)
-
-
-def code_version() -> str:
-    """The commit measured, and whether race_engine/ differs from it (for the record)."""
-    try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
-                                "race_engine"], capture_output=True, text=True,
-                               check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return head + (" with local changes in race_engine/" if dirty else "")
 
 
 def simple(engine: RaceEngine, bib: str, at: str) -> int | None:

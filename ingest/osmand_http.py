@@ -10,6 +10,7 @@ bodies are one line of plain text a person can act on (the client ignores them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 import orjson
@@ -66,47 +67,45 @@ async def handle(request: web.Request) -> web.Response:
 
 async def _query(request: web.Request, ingest: svc.Ingest, params: dict[str, str]
                  ) -> web.Response:
-    source = "osmand"
-    device = query_device(params)
-    if device is None:
-        return _refuse(ingest, source, 400, "bad_device",
-                       "missing 'id': set the device identifier in the tracker")
-    denied = _check_key(request, ingest, source, device, params)
-    if denied is not None:
-        return denied
-    bib = ingest.registry.bib_of(device)
-    if bib is None:
-        return _refuse(ingest, source, 400, svc.UNKNOWN_DEVICE,
-                       ingest.unknown_device_message(device))
-    now = ingest.clock()
-    try:
-        decoded = decode_query(params, now_ms=now, max_future_ms=ingest.max_future_ms)
-    except FixError as exc:
-        return _refuse(ingest, source, _status_of(exc), exc.reason, exc.message)
-    return await _store(ingest, source, bib, decoded, now)
+    return await _accept(
+        request, ingest, "osmand", query_device(params), params,
+        missing="missing 'id': set the device identifier in the tracker",
+        unknown_status=400,  # Traccar answers a query from an unknown device with 400
+        decode=lambda now: decode_query(params, now_ms=now, max_future_ms=ingest.max_future_ms),
+    )
 
 
 async def _json(request: web.Request, ingest: svc.Ingest, query: dict[str, str], body: bytes
                 ) -> web.Response:
-    source = "osmand-json"
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        return _refuse(ingest, source, 400, MALFORMED_JSON, f"the body is not valid JSON: {exc}")
-    device = json_device(obj)
+        return _refuse(ingest, "osmand-json", 400, MALFORMED_JSON,
+                       f"the body is not valid JSON: {exc}")
+    return await _accept(
+        request, ingest, "osmand-json", json_device(obj), query,
+        missing="missing 'device_id': set the device identifier in the tracker",
+        unknown_status=404,  # ... and a JSON body from an unknown device with 404
+        decode=lambda now: decode_json(obj, now_ms=now, max_future_ms=ingest.max_future_ms),
+    )
+
+
+async def _accept(request: web.Request, ingest: svc.Ingest, source: str, device: str | None,
+                  key_params: dict[str, str], *, missing: str, unknown_status: int,
+                  decode: Callable[[int], DecodedFix]) -> web.Response:
+    """The path both OsmAnd forms share: device, key, bib, decode, store."""
     if device is None:
-        return _refuse(ingest, source, 400, "bad_device",
-                       "missing 'device_id': set the device identifier in the tracker")
-    denied = _check_key(request, ingest, source, device, query)
+        return _refuse(ingest, source, 400, "bad_device", missing)
+    denied = _check_key(request, ingest, source, device, key_params)
     if denied is not None:
         return denied
     bib = ingest.registry.bib_of(device)
     if bib is None:
-        return _refuse(ingest, source, 404, svc.UNKNOWN_DEVICE,
+        return _refuse(ingest, source, unknown_status, svc.UNKNOWN_DEVICE,
                        ingest.unknown_device_message(device))
     now = ingest.clock()
     try:
-        decoded = decode_json(obj, now_ms=now, max_future_ms=ingest.max_future_ms)
+        decoded = decode(now)
     except FixError as exc:
         return _refuse(ingest, source, _status_of(exc), exc.reason, exc.message)
     return await _store(ingest, source, bib, decoded, now)

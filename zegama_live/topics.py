@@ -59,6 +59,11 @@ TOPICS: tuple[Topic, ...] = (
         "Alerts raised and cleared, with stable ids; compacted: the latest per alert.",
         {"cleanup.policy": "compact", "min.compaction.lag.ms": str(HOUR_MS)},
     ),
+    Topic(
+        "control-log.v1", 1, "race",
+        "The audit of race control: every command with who, when, why and its result.",
+        {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+    ),
 )
 
 BY_NAME = {t.name: t for t in TOPICS}
@@ -68,6 +73,7 @@ CONTROL = BY_NAME["control.v1"].name
 RUNNER_UPDATES = BY_NAME["runner-updates.v1"].name
 STANDINGS = BY_NAME["standings.v1"].name
 ALERTS = BY_NAME["alerts.v1"].name
+CONTROL_LOG = BY_NAME["control-log.v1"].name
 
 
 def runner_key(race: str, bib: str) -> bytes:

@@ -9,15 +9,14 @@ the environment. Secrets (keys) are never shown: not in ``repr``, not in
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
+from zegama_live import config
+from zegama_live.config import Option, SettingsError, parse_bool
 
-class SettingsError(ValueError):
-    """A setting with a value that cannot be used; the message names the flag and variable."""
+__all__ = ["OPTIONS", "IngestSettings", "SettingsError", "add_arguments", "load"]
 
 
 @dataclass(frozen=True)
@@ -62,64 +61,36 @@ class IngestSettings:
 SECRETS = frozenset({"ingest_key", "device_secret", "admin_key"})
 
 
-@dataclass(frozen=True)
-class _Option:
-    name: str
-    env: str
-    help: str
-    parse: Callable[[str], Any]
-    flag: bool = False  # a switch without a value
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError(f"{text!r} is not a boolean (use 1/0, true/false)")
-
-
-OPTIONS: tuple[_Option, ...] = (
-    _Option("host", "ZEGAMA_INGEST_HOST", "address to listen on", str),
-    _Option("port", "ZEGAMA_INGEST_PORT", "port of the JSON APIs, /healthz, /metrics", int),
-    _Option("osmand_port", "ZEGAMA_INGEST_OSMAND_PORT", "port of the OsmAnd protocol", int),
-    _Option("race_dir", "ZEGAMA_INGEST_RACE_DIR", "race folder holding entrants.csv", Path),
-    _Option("race_id", "ZEGAMA_INGEST_RACE_ID", "race id in record keys (default: folder)", str),
-    _Option("kafka_bootstrap", "ZEGAMA_KAFKA_BOOTSTRAP", "Kafka bootstrap servers", str),
-    _Option("ingest_key", "ZEGAMA_INGEST_KEY", "the race's ingest key (secret)", str),
-    _Option("device_secret", "ZEGAMA_INGEST_DEVICE_SECRET",
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "ZEGAMA_INGEST_HOST", "address to listen on", str),
+    Option("port", "ZEGAMA_INGEST_PORT", "port of the JSON APIs, /healthz, /metrics", int),
+    Option("osmand_port", "ZEGAMA_INGEST_OSMAND_PORT", "port of the OsmAnd protocol", int),
+    Option("race_dir", "ZEGAMA_INGEST_RACE_DIR", "race folder holding entrants.csv", Path),
+    Option("race_id", "ZEGAMA_INGEST_RACE_ID", "race id in record keys (default: folder)", str),
+    Option("kafka_bootstrap", "ZEGAMA_KAFKA_BOOTSTRAP", "Kafka bootstrap servers", str),
+    Option("ingest_key", "ZEGAMA_INGEST_KEY", "the race's ingest key (secret)", str),
+    Option("device_secret", "ZEGAMA_INGEST_DEVICE_SECRET",
             "secret from which per-device tokens are derived (secret)", str),
-    _Option("admin_key", "ZEGAMA_INGEST_ADMIN_KEY", "key of the admin endpoints (secret)", str),
-    _Option("no_auth", "ZEGAMA_INGEST_NO_AUTH",
-            "accept requests without any key (local development only)", _bool, flag=True),
-    _Option("max_batch", "ZEGAMA_INGEST_MAX_BATCH", "most fixes in one batch", int),
-    _Option("max_body_bytes", "ZEGAMA_INGEST_MAX_BODY_BYTES", "largest request body", int),
-    _Option("max_future_s", "ZEGAMA_INGEST_MAX_FUTURE_S",
+    Option("admin_key", "ZEGAMA_INGEST_ADMIN_KEY", "key of the admin endpoints (secret)", str),
+    Option("no_auth", "ZEGAMA_INGEST_NO_AUTH",
+            "accept requests without any key (local development only)", parse_bool, flag=True),
+    Option("max_batch", "ZEGAMA_INGEST_MAX_BATCH", "most fixes in one batch", int),
+    Option("max_body_bytes", "ZEGAMA_INGEST_MAX_BODY_BYTES", "largest request body", int),
+    Option("max_future_s", "ZEGAMA_INGEST_MAX_FUTURE_S",
             "refuse fixes further than this in the future (s)", float),
-    _Option("ack_timeout_s", "ZEGAMA_INGEST_ACK_TIMEOUT_S",
+    Option("ack_timeout_s", "ZEGAMA_INGEST_ACK_TIMEOUT_S",
             "longest wait for Kafka's acknowledgement before answering 503 (s)", float),
-    _Option("retry_after_s", "ZEGAMA_INGEST_RETRY_AFTER_S", "Retry-After of a 503 (s)", int),
-    _Option("reload_interval_s", "ZEGAMA_INGEST_RELOAD_INTERVAL_S",
+    Option("retry_after_s", "ZEGAMA_INGEST_RETRY_AFTER_S", "Retry-After of a 503 (s)", int),
+    Option("reload_interval_s", "ZEGAMA_INGEST_RELOAD_INTERVAL_S",
             "how often entrants.csv is checked for changes (s)", float),
-    _Option("ignore_control", "ZEGAMA_INGEST_IGNORE_CONTROL",
-            "do not apply device reassignments published on control.v1", _bool, flag=True),
+    Option("ignore_control", "ZEGAMA_INGEST_IGNORE_CONTROL",
+            "do not apply device reassignments published on control.v1", parse_bool, flag=True),
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per setting; its help names the environment variable and default."""
-    defaults = IngestSettings()
-    group = parser.add_argument_group("settings (flag > environment variable > default)")
-    for opt in OPTIONS:
-        flag = "--" + opt.name.replace("_", "-")
-        default = "***" if opt.name in SECRETS else getattr(defaults, opt.name)
-        shown = f" default {default!s}" if default not in ("", "***") else ""
-        text = f"{opt.help} [env {opt.env};{shown or ' no default'}]"
-        if opt.flag:
-            group.add_argument(flag, dest=opt.name, action="store_true", default=None, help=text)
-        else:
-            group.add_argument(flag, dest=opt.name, default=None, metavar="VALUE", help=text)
+    config.add_arguments(parser, OPTIONS, IngestSettings(), SECRETS)
 
 
 def load(args: argparse.Namespace | None = None,
@@ -129,21 +100,7 @@ def load(args: argparse.Namespace | None = None,
     Raises SettingsError naming the flag and variable of a value that does not parse,
     and when no key is set while authentication is on.
     """
-    env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    for opt in OPTIONS:
-        given = getattr(args, opt.name, None) if args is not None else None
-        source, text = ("--" + opt.name.replace("_", "-"), given)
-        if given is None and opt.env in env:
-            source, text = (opt.env, env[opt.env])
-        if text is None:
-            continue
-        try:
-            values[opt.name] = text if isinstance(text, bool) else opt.parse(text)
-        except ValueError as exc:
-            shown = "***" if opt.name in SECRETS else repr(text)
-            raise SettingsError(f"{source}={shown}: {exc}") from None
-    settings = IngestSettings(**values)
+    settings = IngestSettings(**config.load_values(OPTIONS, args, environ, SECRETS))
     _check(settings)
     return settings
 

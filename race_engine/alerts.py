@@ -194,6 +194,21 @@ class AlertBook:
             self._by_bib.pop(bib, None)
         return changes
 
+    def restore(self, alerts: Iterable[dict[str, Any]]) -> None:
+        """Put back active alerts saved with ``Alert.to_dict`` (after a restart), so their
+        raise times and acknowledgements survive; ``update`` then clears what has ended.
+
+        Raises:
+            ValueError: an entry is not an alert as ``Alert.to_dict`` writes it.
+        """
+        for d in alerts:
+            try:
+                a = Alert(**d)
+            except TypeError as e:
+                raise ValueError(f"not a saved alert: {e}") from None
+            self.active[a.id] = a
+            self._by_bib.setdefault(a.bib, set()).add(a.id)
+
     def acknowledge(self, alert_id: str) -> list[dict[str, Any]]:
         """Mark an active alert acknowledged (it stays until its condition ends).
 

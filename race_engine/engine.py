@@ -10,6 +10,7 @@ this class; it does no I/O and reads no clock: every call takes the time it runs
     engine.on_chip_read(read, now_ms)     -> changes
     engine.on_control(cmd, now_ms)        -> changes   # see ``on_control`` for the commands
     engine.tick(now_ms)                   -> changes   # alert rules; call about twice a second
+    engine.evaluate(bib, now_ms)          -> changes   # one runner's alert rules
     engine.board(now_ms)                  -> dict      # standings, checkpoint splits, finishers
     engine.runner_view(bib, now_ms)       -> dict      # a runner's public card
     engine.alerts()                       -> list[dict]  # active alerts, most urgent first
@@ -236,6 +237,14 @@ class RaceEngine:
             out += self._alerts_for(r, now_ms)
         return out
 
+    def evaluate(self, bib: str, now_ms: int) -> list[dict[str, Any]]:
+        """Evaluate one runner's alert rules (e.g. after ``restore_runner``).
+
+        Raises:
+            EngineInputError: unknown bib.
+        """
+        return self._alerts_for(self.runner(bib), now_ms)
+
     def _alerts_for(self, r: RunnerState, now_ms: int) -> list[dict[str, Any]]:
         etas = self.etas(r, now_ms) if self.rules.cutoffs else []
         has_device = r.bib in self._with_device
@@ -327,6 +336,10 @@ class RaceEngine:
         d = min(self.curve.d_at(ref), nxt)
         lat, lon = self.course.position_at(d)
         return {"progress_m": round(d, 1), "lat": lat, "lon": lon, "estimated": True}
+
+    def touch(self, bib: str) -> None:
+        """Mark ``bib``'s card changed, so the next ``take_dirty`` returns it."""
+        self._dirty.add(self.runner(bib).bib)
 
     def take_dirty(self) -> set[str]:
         """Bibs whose card changed since the previous call (for coalesced publishing)."""

@@ -1,0 +1,251 @@
+"""``zegama-live loadtest``: the whole platform under load, on this machine.
+
+Starts the processes under test (broker, ingest, processors and broadcaster when this
+version has them) from a fresh folder, drives them with a device fleet and a spectator
+swarm in separate processes, prints progress every few seconds and writes report.md,
+report.json and plots into ``--out``. ``--find-limit`` steps the field at 1 fix/s
+(1000, 2000, 3000, 5000, ...) until end-to-end p99 passes 1 s or errors appear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue as queues
+import shlex
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from loadtest import fleet as fleets
+from loadtest.report import merge_seconds, percentiles, saturated_first, write_report
+from loadtest.sampler import Sampler, run_probe
+from loadtest.stack import Stack, StackError
+
+LIMIT_STEPS = (1000, 2000, 3000, 5000, 7000, 10000)
+LIMIT_P99_MS = 1000.0
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"ZEGAMA_LOADTEST_{name}", default)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    def add(flag: str, env: str, default: str, kind: Any, text: str) -> None:
+        parser.add_argument(flag, type=kind, default=kind(_env(env, default)),
+                            help=f"{text} [env ZEGAMA_LOADTEST_{env}; default {default}]")
+
+    add("--runners", "RUNNERS", "500", int, "devices in the fleet")
+    add("--interval", "INTERVAL", "5", float, "seconds between two fixes of a device")
+    add("--spectators", "SPECTATORS", "0", int, "websocket spectators (needs broadcast)")
+    add("--duration", "DURATION", "60", float, "seconds of load (per step with --find-limit)")
+    add("--race", "RACE", "races/zegama-2026", Path, "race folder whose course is run")
+    add("--batch-share", "BATCH_SHARE", "0.3", float,
+        "share of devices sending JSON batches; the rest send OsmAnd single fixes")
+    add("--fleet-processes", "FLEET_PROCESSES", "2", int, "processes of the device fleet")
+    add("--profile-s", "PROFILE_S", "10", float, "seconds of py-spy profile (0: none)")
+    add("--progress-s", "PROGRESS_S", "5", float, "seconds between progress lines")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run folder (default var/loadtest/<UTC time>)")
+    parser.add_argument("--find-limit", action="store_true",
+                        help=f"step runners at 1 fix/s through {LIMIT_STEPS} until "
+                        f"p99 > {LIMIT_P99_MS:.0f} ms or errors; report the largest that held")
+    for stage in ("processors", "broadcast"):
+        parser.add_argument(f"--no-{stage}", dest=stage, action="store_false",
+                            help=f"leave the {stage} out even when this version has them")
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    if args.runners <= 0 or args.interval <= 0 or args.duration <= 0:
+        return "--runners, --interval and --duration must be positive"
+    if args.spectators < 0 or args.fleet_processes <= 0:
+        return "--spectators must be >= 0 and --fleet-processes positive"
+    if not 0 <= args.batch_share <= 1:
+        return "--batch-share must be within 0..1 (e.g. 0.3)"
+    if not (args.race / "course.gpx").is_file():
+        return f"--race {args.race}: no course.gpx there; give a race folder"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = _check(args)
+    if problem:
+        print(f"zegama-live loadtest: {problem}", file=sys.stderr)
+        return 2
+    out = args.out or Path("var/loadtest") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out.mkdir(parents=True, exist_ok=True)
+    steps = LIMIT_STEPS if args.find_limit else (args.runners,)
+    interval = 1.0 if args.find_limit else args.interval
+    start_ms = int(time.time() * 1000)
+    race_dir = out / "race" / args.race.resolve().name
+    entrants = fleets.prepare_race(args.race, race_dir, max(steps), start_ms)
+    stack = Stack(out, race_dir, processors=args.processors, broadcast=args.broadcast)
+    command = "zegama-live loadtest " + shlex.join(sys.argv[2:])
+    print(f"run folder {out}; starting the processes under test ...", flush=True)
+    held: int | None = None
+    try:
+        stack.start()
+        print("started: " + ", ".join(f"{s.name} (pid {s.pid}, {s.ports})"
+                                      for s in stack.services), flush=True)
+        for note in stack.notes:
+            print(note, flush=True)
+        for n in steps:
+            step_out = out / f"runners-{n}" if args.find_limit else out
+            summary = measure(args, stack, entrants[:n], interval, start_ms, step_out,
+                              command + ("" if not args.find_limit else f"  # step {n}"))
+            p99 = summary["end_to_end"]["p99"]
+            ok = (not summary["errors"] and p99 is not None and p99 <= LIMIT_P99_MS
+                  and summary["behind"] == 0)
+            print(f"== {n} runners every {interval:g} s: e2e p99 {p99} ms, errors "
+                  f"{summary['errors'] or 'none'}: {'held' if ok else 'did not hold'}",
+                  flush=True)
+            if not ok:
+                break
+            held = n
+    except StackError as exc:
+        print(f"zegama-live loadtest: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: stopping the processes under test", file=sys.stderr)
+        return 130
+    finally:
+        stack.stop()
+    if args.find_limit:
+        (out / "limit.txt").write_text(f"largest field that held at 1 fix/s: {held}\n")
+        print(f"largest field that held at 1 fix/s (p99 <= {LIMIT_P99_MS:.0f} ms, no errors): "
+              f"{held}")
+    return 0
+
+
+def measure(args: argparse.Namespace, stack: Stack, entrants: list[tuple[str, str]],
+            interval: float, start_ms: int, out: Path, command: str) -> dict[str, Any]:
+    """One bounded load of ``entrants`` against the running stack; write its report."""
+    import multiprocessing as mp
+
+    devices = fleets.make_devices(entrants, batch_share=args.batch_share, interval_s=interval)
+    api, osmand = stack.service("ingest").ports.values()  # type: ignore[union-attr]
+    plans = [fleets.FleetPlan(devices=share, race_dir=stack.race_dir,
+                              api_url=f"http://127.0.0.1:{api}",
+                              osmand_url=f"http://127.0.0.1:{osmand}", key=stack.key,
+                              interval_s=interval, duration_s=args.duration, start_ms=start_ms)
+             for share in fleets.split(devices, args.fleet_processes)]
+    sampler = Sampler()
+    for s in stack.services:
+        sampler.watch(s.name, s.pid, "under test")
+    ctx = mp.get_context("spawn")
+    probe_q = ctx.Queue()
+    probe = ctx.Process(target=run_probe, args=(stack.bootstrap, probe_q, args.duration + 8),
+                        name="probe", daemon=True)
+    probe.start()
+    sampler.watch("probe", probe.pid, "load")  # type: ignore[arg-type]
+    time.sleep(3)  # the probe's consumer joins at the end of the topics before fixes flow
+    procs, fleet_q = fleets.start_fleet(plans)
+    for i, p in enumerate(procs):
+        sampler.watch(f"fleet-{i}", p.pid, "load")
+    sampler.start()
+    fleet_rows: list[dict[str, Any]] = []
+    probe_rows: list[dict[str, Any]] = []
+    notes: list[str] = list(stack.notes)
+    spectators = _spectator_note(args, stack, notes)
+    prof: dict[str, Any] = {}
+    profiler: threading.Thread | None = None
+    began = time.time()
+    next_line = began + args.progress_s
+    while time.time() < began + args.duration + 10:
+        _drain(fleet_q, fleet_rows)
+        _drain(probe_q, probe_rows)
+        if time.time() >= next_line:
+            next_line += args.progress_s
+            _progress(time.time() - began, fleet_rows, probe_rows, sampler)
+        dead = stack.check_alive()
+        if dead:
+            notes.append("died during the run: " + ", ".join(dead))
+            print(notes[-1], flush=True)
+            break
+        if (profiler is None and args.profile_s > 0
+                and time.time() >= began + max(0.0, args.duration - args.profile_s - 2)):
+            profiler = _start_profile(stack, sampler, probe_rows, out, args.profile_s, prof)
+        if all(not p.is_alive() for p in procs) and not probe.is_alive():
+            break
+        time.sleep(0.5)
+    for p in [*procs, probe]:
+        p.join(timeout=5)
+        if p.is_alive():
+            p.terminate()
+    _drain(fleet_q, fleet_rows)
+    _drain(probe_q, probe_rows)
+    if profiler is not None:
+        profiler.join(timeout=args.profile_s + 60)
+    sampler.stop()
+    config = {"command": command, "runners": len(entrants), "interval": interval,
+              "spectators": args.spectators if spectators else 0, "duration": args.duration,
+              "batch_share": args.batch_share, "fleet_processes": len(procs),
+              "stages": [s.name for s in stack.services], "cpus": os.cpu_count()}
+    summary = write_report(out, {"config": config, "fleet": fleet_rows, "probe": probe_rows,
+                                 "samples": sampler.samples, "profile": prof or None,
+                                 "notes": notes})
+    print(f"report: {out / 'report.md'}", flush=True)
+    return summary
+
+
+def _drain(q: Any, rows: list[dict[str, Any]]) -> None:
+    while True:
+        try:
+            row = q.get_nowait()
+        except queues.Empty:
+            return
+        if "second" in row:
+            rows.append(row)
+
+
+def _progress(elapsed: float, fleet_rows: list[dict[str, Any]],
+              probe_rows: list[dict[str, Any]], sampler: Sampler) -> None:
+    """One terminal line: the last 5 s of throughput, latency, errors and CPU."""
+    recent = [r for r in merge_seconds(fleet_rows)][-5:]
+    fixes = sum(r.get("accepted", 0) for r in recent) / max(1, len(recent))
+    errors = sum(sum(r.get("errors", {}).values()) for r in recent)
+    probe = merge_seconds(probe_rows)[-5:]
+    ping = percentiles([v for r in probe for v in r.get("pings_ms", [])])
+    upd = percentiles([v for r in probe for v in r.get("updates_ms", [])])
+    cpu = " ".join(f"{n}={s['cpu']:.0f}%" for n, s in sorted(sampler.latest().items()))
+    print(f"[{elapsed:5.0f} s] {fixes:7.1f} fixes/s, errors {errors}, pings.v1 p99 "
+          f"{ping['p99']} ms, runner-updates p99 {upd['p99']} ms | CPU {cpu}", flush=True)
+
+
+def _spectator_note(args: argparse.Namespace, stack: Stack, notes: list[str]) -> bool:
+    """Whether spectators run; otherwise say why in the notes."""
+    if args.spectators <= 0:
+        return False
+    if stack.service("broadcast") is None:
+        notes.append(f"{args.spectators} spectators asked, but no broadcaster runs: "
+                     "the spectator side is off")
+    else:
+        notes.append("the spectator swarm is not wired into this version: the spectator "
+                     "side is off")
+    print(notes[-1], flush=True)
+    return False
+
+
+def _start_profile(stack: Stack, sampler: Sampler, probe_rows: list[dict[str, Any]],
+                   out: Path, seconds: float, result: dict[str, Any]) -> threading.Thread:
+    """Profile the process saturated first so far (or the busiest) in a thread."""
+    from loadtest.profile import profile
+
+    verdict = saturated_first(sampler.samples, merge_seconds(probe_rows))
+    name = verdict["process"]
+    service = stack.service(name) if isinstance(name, str) else None
+    if service is None or service.name == "broker":
+        python = [s for s in stack.services if s.name != "broker"]
+        service = max(python, key=lambda s: verdict["mean_cpu"].get(s.name, 0.0))
+
+    def work() -> None:
+        result.update(profile(service.name, service.pid, out / "profile", seconds))
+        if name != service.name:
+            result["message"] = (f"{name} is not a Python process; profiled the busiest "
+                                 f"Python process instead. " + result.get("message", ""))
+
+    t = threading.Thread(target=work, name="profile", daemon=True)
+    t.start()
+    return t

@@ -1,0 +1,75 @@
+// The standings board kept in the browser: a snapshot plus the updates applied to it,
+// with the same rules as standings.v1 (docs/streams.md).
+
+export class Board {
+  constructor() {
+    this.rows = new Map();     // bib -> ROW
+    this.order = [];           // bibs, ranked first
+    this.checkpoints = [];     // CHECKPOINT entries
+    this.finishers = [];
+    this.leader = null;
+    this.generatedMs = null;
+    this.seq = null;           // seq of the last applied standings record
+  }
+
+  get ready() { return this.seq !== null; }
+
+  /** Replace everything with a snapshot frame's board (``seq`` is the frame's). */
+  applySnapshot(b, seq) {
+    const runners = b.runners || [];
+    this.rows = new Map(runners.map((r) => [r.bib, r]));
+    this.order = runners.map((r) => r.bib);
+    this.checkpoints = b.checkpoints || [];
+    this.finishers = b.finishers || [];
+    this.leader = b.leader ?? null;
+    this.generatedMs = b.generated_ms ?? null;
+    this.seq = seq ?? 0;
+    return true;
+  }
+
+  /**
+   * Apply an update frame's data (streams.md). Returns false, changing nothing, when it
+   * does not follow the state held (its base_seq is not the seq held): the caller then
+   * asks for a fresh snapshot.
+   */
+  applyUpdate(u, seq) {
+    if (this.seq === null) return false;
+    if (seq !== undefined && seq === this.seq) return true;  // a resume repeats the last one
+    if (u.base_seq !== undefined && u.base_seq !== null && u.base_seq !== this.seq) return false;
+    for (const row of u.rows || []) this.rows.set(row.bib, row);
+    if (Array.isArray(u.order)) {
+      this.order = u.order.filter((bib) => this.rows.has(bib));
+      // With "top", rows outside the order are no longer in view.
+      const keep = new Set(this.order);
+      for (const bib of [...this.rows.keys()]) if (!keep.has(bib)) this.rows.delete(bib);
+    }
+    if (u.checkpoints) {
+      const byId = new Map(this.checkpoints.map((c) => [c.id, c]));
+      for (const c of u.checkpoints) byId.set(c.id, c);
+      this.checkpoints = [...byId.values()].sort((a, b) => a.km - b.km);
+    }
+    if ("finishers" in u) this.finishers = u.finishers || [];
+    if ("leader" in u) this.leader = u.leader;
+    if (u.generated_ms) this.generatedMs = u.generated_ms;
+    this.seq = seq ?? u.seq ?? this.seq;
+    return true;
+  }
+
+  /** Apply a websocket frame of a standings channel; false: ask for a snapshot. */
+  apply(frame) {
+    return frame.type === "snapshot"
+      ? this.applySnapshot(frame.data, frame.seq)
+      : this.applyUpdate(frame.data, frame.seq);
+  }
+
+  /** Rows in board order. */
+  ranked() {
+    return this.order.map((bib) => this.rows.get(bib)).filter(Boolean);
+  }
+
+  /** The last runners still out on the course, last first (the sweepers' runners). */
+  lastOnCourse(n) {
+    return this.ranked().filter((r) => r.status === "running" && r.progress_m !== null)
+      .reverse().slice(0, n);
+  }
+}

@@ -1,0 +1,156 @@
+// The websocket client of both pages (docs/websocket.md): subscriptions that survive
+// reconnects, resuming each channel from the last seq it holds, and commands.
+
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 10_000;
+// The server sends a heartbeat every 15 s; this much silence means the link is dead.
+const SILENCE_MS = 40_000;
+
+/** The websocket URL from GET /api/v1/config, as seen from this page's host. */
+export function websocketUrl(config) {
+  const ws = config.websocket;
+  let url = config.websocket_url || config.ws_url || (typeof ws === "string" ? ws : ws?.url);
+  const port = config.websocket_port || config.ws_port || ws?.port;
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  if (!url && port) url = `${scheme}//${location.hostname}:${port}/`;
+  if (!url) url = `${scheme}//${location.host}/ws`;
+  const u = new URL(url, location.href);
+  // A server bound to every interface reports 0.0.0.0: the browser must use the host it
+  // loaded the page from.
+  if (["0.0.0.0", "::", "[::]"].includes(u.hostname)) u.hostname = location.hostname;
+  return u.toString();
+}
+
+/** The races of GET /api/v1/config as [{id, name, timezone}]. */
+export function racesOf(config) {
+  const races = config.races || [];
+  return (Array.isArray(races) ? races : Object.entries(races).map(([id, r]) => ({ id, ...r })))
+    .map((r) => (typeof r === "string" ? { id: r, name: r } : { ...r, id: r.id ?? r.race, name: r.name ?? r.id }));
+}
+
+export class Live {
+  /** ``onStatus(state, detail)``: state is connecting, live, reconnecting or closed. */
+  constructor(url, { onStatus = () => {}, onError = () => {} } = {}) {
+    this.url = url;
+    this.onStatus = onStatus;
+    this.onError = onError;
+    this.subs = new Map();     // channel -> {options, handler, seq}
+    this.pending = [];         // commands waiting for their ack or error, in send order
+    this.ws = null;
+    this.backoff = BACKOFF_MIN_MS;
+    this.closed = false;
+    this.lastHeard = 0;
+    this.connect();
+    this.watchdog = setInterval(() => this.checkSilence(), 5000);
+  }
+
+  connect() {
+    this.onStatus(this.ws ? "reconnecting" : "connecting");
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.backoff = BACKOFF_MIN_MS;
+      this.lastHeard = Date.now();
+      this.onStatus("live");
+      for (const channel of this.subs.keys()) this.sendSubscribe(channel, true);
+    };
+    ws.onmessage = (ev) => this.receive(ev.data);
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.failPending("the connection closed before the command was confirmed");
+      if (this.closed) return;
+      this.onStatus("reconnecting", ev.code === 4008 ? "too slow" : ev.reason);
+      const delay = this.backoff * (0.75 + Math.random() * 0.5);
+      this.backoff = Math.min(BACKOFF_MAX_MS, this.backoff * 2);
+      setTimeout(() => { if (!this.closed) this.connect(); }, delay);
+    };
+  }
+
+  checkSilence() {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN && Date.now() - this.lastHeard > SILENCE_MS) {
+      this.ws.close();
+    }
+  }
+
+  send(msg) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify(msg));
+      return true;
+    }
+    return false;
+  }
+
+  sendSubscribe(channel, resume) {
+    const sub = this.subs.get(channel);
+    if (!sub) return;
+    const msg = { op: "subscribe", channel, ...sub.options };
+    if (resume && sub.seq !== null) msg.since = sub.seq;
+    this.send(msg);
+  }
+
+  /**
+   * Receive ``channel``'s frames: ``handler(frame)`` gets every snapshot and every update
+   * not older than the last one held. ``options``: {top, token}.
+   */
+  subscribe(channel, handler, options = {}) {
+    this.subs.set(channel, { options, handler, seq: null });
+    this.sendSubscribe(channel, false);
+  }
+
+  unsubscribe(channel) {
+    if (this.subs.delete(channel)) this.send({ op: "unsubscribe", channel });
+  }
+
+  /** Ask for a fresh snapshot (the state held cannot take the next update). */
+  resync(channel) {
+    const sub = this.subs.get(channel);
+    if (sub) { sub.seq = null; this.sendSubscribe(channel, false); }
+  }
+
+  /** Send a race-control command; resolves with the server's ack, rejects with its error. */
+  command(race, command) {
+    return new Promise((resolve, reject) => {
+      if (!this.send({ op: "command", race, command })) {
+        reject(new Error("not connected: the command was not sent, try again"));
+        return;
+      }
+      this.pending.push({ resolve, reject });
+    });
+  }
+
+  failPending(message) {
+    for (const p of this.pending.splice(0)) p.reject(new Error(message));
+  }
+
+  receive(text) {
+    this.lastHeard = Date.now();
+    let msg;
+    try { msg = JSON.parse(text); } catch { return; }
+    if (msg.type === "snapshot" || msg.type === "update") {
+      const sub = this.subs.get(msg.channel);
+      if (!sub) return;
+      if (msg.type === "update" && sub.seq !== null && msg.seq < sub.seq) return;
+      sub.seq = msg.seq;
+      sub.handler(msg);
+    } else if (msg.type === "ack") {
+      this.pending.shift()?.resolve(msg);
+    } else if (msg.type === "error") {
+      if (msg.channel) {
+        this.onError(msg);
+      } else if (this.pending.length && ["invalid_command", "publish_failed", "not_subscribed", "bad_request", "unauthorized"].includes(msg.code)) {
+        const err = new Error(msg.message);
+        err.code = msg.code;
+        this.pending.shift().reject(err);
+      } else {
+        this.onError(msg);
+      }
+    }
+  }
+
+  close() {
+    this.closed = true;
+    clearInterval(this.watchdog);
+    this.onStatus("closed");
+    this.ws?.close();
+  }
+}

@@ -1,0 +1,94 @@
+"""The broadcaster in one object, to run from the CLI, a test or a benchmark.
+
+``Broadcaster(settings)`` loads the race folders; ``await start()`` connects to Kafka,
+rebuilds the views, and listens on the HTTP and websocket ports (``http_port`` and
+``ws_port`` hold the bound ports, useful with port 0); ``await stop()`` undoes it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from broadcast.commands import Publisher
+from broadcast.connections import WebsocketServer
+from broadcast.credentials import Credentials
+from broadcast.feed import Feed
+from broadcast.follower import Follower
+from broadcast.hub import Hub
+from broadcast.metrics import BroadcastMetrics
+from broadcast.ratelimit import RateLimiter
+from broadcast.settings import BroadcastSettings
+from broadcast.views import RaceView
+from broadcast.web import build_http_app
+from race_engine.racefolder import load_race
+
+log = logging.getLogger("broadcast")
+
+
+class Broadcaster:
+    """Kafka follower, websocket server and HTTP server of the served races."""
+
+    def __init__(self, settings: BroadcastSettings) -> None:
+        """Load the race folders. Raises ValueError (from the race folder) naming what is wrong."""
+        self.settings = settings
+        self.races = {}
+        for folder in settings.races:
+            race = load_race(folder)
+            if race.id in self.races:
+                raise ValueError(f"race {race.id} is given twice (--race {folder})")
+            self.races[race.id] = race
+        self.views = {rid: RaceView(race) for rid, race in self.races.items()}
+        self.hub = Hub(self.views, settings.resume_s, settings.resume_frames)
+        self.credentials = Credentials(settings.feed_keys, settings.control_tokens)
+        self.follower = Follower(settings.bootstrap, self.views)
+        self.metrics = BroadcastMetrics(lag=self.follower.lag)
+        self.publisher = Publisher(settings.bootstrap, settings.publish_timeout_s)
+        self.websocket = WebsocketServer(settings, self.hub, self.credentials, self.publisher,
+                                         self.metrics)
+        self.feed = Feed(self.views, self.credentials,
+                         RateLimiter(settings.feed_rate, settings.feed_burst), self.metrics)
+        self.http_port = 0
+        self.ws_port = 0
+        self._runner: web.AppRunner | None = None
+
+    async def start(self, wait_caught_up_s: float | None = None) -> None:
+        """Connect to Kafka and listen on both ports.
+
+        With ``wait_caught_up_s``, also wait until the views are rebuilt (TimeoutError
+        when that takes longer). Raises KafkaError when the broker cannot be reached.
+        """
+        await self.publisher.start()
+        await self.follower.start()
+        self.ws_port = await self.websocket.start()
+        app = build_http_app(self.settings, self.races, self.feed, self.metrics,
+                             lambda: self.ws_port, self.health)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.http_port)
+        await site.start()
+        server = site._server
+        self.http_port = server.sockets[0].getsockname()[1] if server else self.settings.http_port
+        log.info("broadcasting %s: HTTP on %s:%d, websocket on %s:%d, Kafka %s",
+                 ", ".join(self.races), self.settings.host, self.http_port, self.settings.host,
+                 self.ws_port, self.settings.bootstrap)
+        if wait_caught_up_s is not None:
+            await asyncio.wait_for(self.follower.caught_up.wait(), wait_caught_up_s)
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz says: ok once the views are rebuilt from Kafka."""
+        ready = self.follower.caught_up.is_set()
+        return {"status": "ok" if ready else "starting", "rebuilt": ready,
+                "kafka_lag": self.follower.lag(), "records": self.follower.records,
+                "connections": len(self.websocket.connections), "races": list(self.races)}
+
+    async def stop(self) -> None:
+        """Close connections, stop listening, stop following Kafka."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.websocket.stop()
+        await self.follower.stop()
+        await self.publisher.stop()

@@ -1,0 +1,291 @@
+"""Websocket channels: names, snapshots, per-tick updates and the resume buffer.
+
+A channel turns a ``RaceView`` into frames (docs/websocket.md): ``snapshot_frame()``
+the whole state, ``tick(pending, now)`` at most one update frame per tick. Each frame
+is encoded once with orjson and the same bytes go to every subscriber. Updates are kept
+for ``resume_s`` seconds (at most ``resume_frames``) so a reconnecting client gets what
+it missed instead of a snapshot.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from broadcast.standings import top_board, top_update, update_data
+from broadcast.views import Pending, RaceView
+
+Json = dict[str, Any]
+KINDS = ("standings", "runner", "checkpoint", "flow", "control")
+MAX_TOP = 500
+
+
+class ChannelError(ValueError):
+    """A channel name or option that cannot be served; ``code`` is the protocol's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """One frame in the resume buffer: its seq, the seq before it, when it was sent."""
+
+    seq: int
+    base: int
+    t: float
+    frame: bytes
+
+
+def parse_name(name: str) -> tuple[str, str, str | None]:
+    """``(kind, race, id)`` of a channel name ``KIND:RACE[:ID]``.
+
+    Raises ChannelError(unknown_channel) when the name has no known form.
+    """
+    parts = name.split(":") if isinstance(name, str) else []
+    kind = parts[0] if parts else ""
+    with_id = kind in ("runner", "checkpoint")
+    if kind not in KINDS or len(parts) != (3 if with_id else 2) or not all(parts):
+        raise ChannelError("unknown_channel", f"channel {name!r} is not one of standings:RACE, "
+                           "runner:RACE:BIB, checkpoint:RACE:ID, flow:RACE, control:RACE")
+    return kind, parts[1], parts[2] if with_id else None
+
+
+def encode(kind: str, name: str, seq: int, data: Json) -> bytes:
+    """One server frame, encoded."""
+    return orjson.dumps({"type": kind, "channel": name, "seq": seq, "data": data})
+
+
+class Channel:
+    """One channel of one race (one ``top`` value for standings)."""
+
+    delta = False  # True: an update needs the one before it (a dropped one means a snapshot)
+
+    def __init__(self, name: str, view: RaceView, resume_s: float, resume_frames: int) -> None:
+        self.name = name
+        self.view = view
+        self.resume_s = resume_s
+        self.kept: deque[Kept] = deque(maxlen=resume_frames)
+        self.seq = self.current_seq()
+        self._snapshot: tuple[int, bytes] | None = None
+        self.subscribers: set[Any] = set()
+
+    def current_seq(self) -> int:
+        raise NotImplementedError
+
+    def snapshot_data(self) -> Json:
+        raise NotImplementedError
+
+    def update(self, pending: Pending) -> tuple[str, Json] | None:
+        """``(frame type, data)`` of this tick's frame, or None when nothing changed."""
+        raise NotImplementedError
+
+    def snapshot_frame(self) -> bytes:
+        """The whole state as a snapshot frame, encoded once per seq."""
+        if self._snapshot is None or self._snapshot[0] != self.seq:
+            self._snapshot = (self.seq, encode("snapshot", self.name, self.seq,
+                                               self.snapshot_data()))
+        return self._snapshot[1]
+
+    def tick(self, pending: Pending, now: float) -> bytes | None:
+        """This tick's frame (kept for resume), or None."""
+        self._forget(now)
+        made = self.update(pending)
+        if made is None:
+            return None
+        base, self.seq = self.seq, max(self.seq, self.current_seq())
+        frame = encode(made[0], self.name, self.seq, made[1])
+        self.kept.append(Kept(self.seq, base, now, frame))
+        return frame
+
+    def resume(self, since: int) -> list[bytes] | None:
+        """The kept frames a client at ``since`` lacks, or None when only a snapshot will do."""
+        if not self.kept:
+            return [] if since == self.seq and since > 0 else None
+        if not self.kept[0].base <= since <= self.seq:
+            return None
+        return [k.frame for k in self.kept if k.seq > since or (k.seq == since == k.base)]
+
+    def _forget(self, now: float) -> None:
+        while self.kept and now - self.kept[0].t > self.resume_s:
+            self.kept.popleft()
+
+
+class StandingsChannel(Channel):
+    """``standings:<race>``, the whole board or its first ``top`` rows."""
+
+    delta = True
+
+    def __init__(self, name: str, view: RaceView, resume_s: float, resume_frames: int,
+                 top: int | None = None) -> None:
+        self.top = top
+        super().__init__(name, view, resume_s, resume_frames)
+        self._top_bibs = self._first_bibs()
+
+    def current_seq(self) -> int:
+        return self.view.board.seq
+
+    def snapshot_data(self) -> Json:
+        board = self.view.board.board
+        if board is None:
+            return {}
+        return board if self.top is None else top_board(board, self.top)
+
+    def update(self, pending: Pending) -> tuple[str, Json] | None:
+        board = self.view.board.board
+        if board is None or not (pending.snapshot or pending.update):
+            return None
+        before, self._top_bibs = self._top_bibs, self._first_bibs()
+        if pending.snapshot:
+            return "snapshot", self.snapshot_data()
+        assert pending.update is not None
+        data = update_data(pending.update)
+        return "update", data if self.top is None else top_update(data, board, self.top, before)
+
+    def _first_bibs(self) -> set[str]:
+        board = self.view.board.board
+        if board is None or self.top is None:
+            return set()
+        return {row["bib"] for row in board["runners"][: self.top]}
+
+
+class RunnerChannel(Channel):
+    """``runner:<race>:<bib>``: the card and track, whole in every frame."""
+
+    def __init__(self, name: str, view: RaceView, resume_s: float, resume_frames: int,
+                 bib: str) -> None:
+        self.bib = bib
+        super().__init__(name, view, resume_s, resume_frames)
+
+    def current_seq(self) -> int:
+        held = self.view.runners.get(self.bib)
+        return held["seq"] if held else 0
+
+    def snapshot_data(self) -> Json:
+        held = self.view.runners.get(self.bib)
+        if held is None:
+            return {"bib": self.bib, "generated_ms": None, "card": None, "track": []}
+        return {"bib": self.bib, "generated_ms": held["generated_ms"], "card": held["card"],
+                "track": held["track"]}
+
+    def update(self, pending: Pending) -> tuple[str, Json] | None:
+        return ("update", self.snapshot_data()) if self.bib in pending.bibs else None
+
+
+class CheckpointChannel(Channel):
+    """``checkpoint:<race>:<id>``: one checkpoint's ranked splits, whole in every frame."""
+
+    def __init__(self, name: str, view: RaceView, resume_s: float, resume_frames: int,
+                 checkpoint: str) -> None:
+        self.checkpoint = checkpoint
+        super().__init__(name, view, resume_s, resume_frames)
+
+    def current_seq(self) -> int:
+        return self.view.board.seq
+
+    def snapshot_data(self) -> Json:
+        board = self.view.board.board or {}
+        entry = next((cp for cp in board.get("checkpoints", []) if cp["id"] == self.checkpoint),
+                     {"id": self.checkpoint, "km": None, "splits": []})
+        return {"generated_ms": board.get("generated_ms"), "checkpoint": entry}
+
+    def update(self, pending: Pending) -> tuple[str, Json] | None:
+        if pending.snapshot or self.checkpoint in pending.checkpoints:
+            return "update", self.snapshot_data()
+        return None
+
+
+class FlowChannel(Channel):
+    """``flow:<race>``: every runner's track; updates carry only each track's new tail."""
+
+    delta = True
+
+    def __init__(self, name: str, view: RaceView, resume_s: float, resume_frames: int) -> None:
+        super().__init__(name, view, resume_s, resume_frames)
+        self._sent = {bib: held["track"] for bib, held in view.runners.items()}
+
+    def current_seq(self) -> int:
+        return self.view.runner_seq
+
+    def snapshot_data(self) -> Json:
+        return {"runners": {bib: {"name": held["card"].get("name"),
+                                  "status": held["card"].get("status"), "track": held["track"]}
+                            for bib, held in self.view.runners.items()}}
+
+    def update(self, pending: Pending) -> tuple[str, Json] | None:
+        if not pending.bibs:
+            return None
+        runners = {}
+        for bib in sorted(pending.bibs):
+            held = self.view.runners[bib]
+            new = held["track"]
+            start = common_prefix(self._sent.get(bib, []), new)
+            self._sent[bib] = new
+            runners[bib] = {"name": held["card"].get("name"), "status": held["card"].get("status"),
+                            "from": start, "points": new[start:]}
+        return "update", {"runners": runners}
+
+
+def common_prefix(old: list[Any], new: list[Any]) -> int:
+    """How many leading points ``old`` and ``new`` share (tracks only change at the tail)."""
+    i = min(len(old), len(new))
+    while i > 0 and old[i - 1] != new[i - 1]:
+        i -= 1
+    return i
+
+
+class ControlChannel(Channel):
+    """``control:<race>``: open alerts, the control log and every runner's status."""
+
+    delta = True
+
+    def current_seq(self) -> int:
+        return self.view.control_seq
+
+    def snapshot_data(self) -> Json:
+        view = self.view
+        return {"alerts": view.open_alerts(), "log": list(view.log),
+                "runners": {bib: view.runner_state(bib) for bib in view.runners}}
+
+    def update(self, pending: Pending) -> tuple[str, Json] | None:
+        data: Json = {}
+        if pending.alerts:
+            data["alerts"] = pending.alerts
+        if pending.log:
+            data["log"] = pending.log
+        if pending.bibs:
+            data["runners"] = {bib: self.view.runner_state(bib) for bib in sorted(pending.bibs)}
+        return ("update", data) if data else None
+
+
+def make_channel(name: str, view: RaceView, top: int | None, resume_s: float,
+                 resume_frames: int) -> Channel:
+    """The channel called ``name`` (and ``top``) over ``view``.
+
+    Raises ChannelError(bad_request) for an unknown bib or checkpoint or a bad ``top``.
+    """
+    kind, _race, ident = parse_name(name)
+    if top is not None and (kind != "standings" or isinstance(top, bool)
+                            or not isinstance(top, int) or not 1 <= top <= MAX_TOP):
+        raise ChannelError("bad_request", f"'top' must be an integer 1..{MAX_TOP} and only on "
+                           "a standings channel")
+    if kind == "standings":
+        return StandingsChannel(name, view, resume_s, resume_frames, top)
+    if kind == "runner":
+        assert ident is not None
+        if ident not in view.bibs:
+            raise ChannelError("bad_request", f"bib {ident!r} is not an entrant of {view.id}")
+        return RunnerChannel(name, view, resume_s, resume_frames, ident)
+    if kind == "checkpoint":
+        assert ident is not None
+        if ident not in view.checkpoint_ids:
+            raise ChannelError("bad_request", f"checkpoint {ident!r} is not one of {view.id}: "
+                               f"use one of {', '.join(sorted(view.checkpoint_ids))}")
+        return CheckpointChannel(name, view, resume_s, resume_frames, ident)
+    if kind == "flow":
+        return FlowChannel(name, view, resume_s, resume_frames)
+    return ControlChannel(name, view, resume_s, resume_frames)

@@ -1,0 +1,254 @@
+"""The websocket side: connections, requests, the fan-out tick, heartbeats, slow clients.
+
+The protocol is docs/websocket.md. Frames are encoded once per channel per tick by the
+hub; this module only moves those bytes: one writer task per connection takes frames
+from the connection's outbox, so a client that does not read stalls only its own
+writer. A client whose oldest waiting frame (or the frame being written) is older than
+``slow_client_s`` is closed with 4008.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from typing import Any
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from broadcast.channels import ChannelError, parse_name
+from broadcast.commands import CommandError, Publisher, build_command
+from broadcast.credentials import Credentials
+from broadcast.hub import Hub, Subscriber
+from broadcast.metrics import BroadcastMetrics
+from broadcast.settings import BroadcastSettings
+
+log = logging.getLogger("broadcast.websocket")
+SLOW = 4008
+MAX_MESSAGE = 64 * 1024
+
+
+class Connection(Subscriber):
+    """One client: the hub's subscriber plus its socket and writer."""
+
+    def __init__(self, ws: ServerConnection) -> None:
+        super().__init__()
+        self.ws = ws
+        self.wake = asyncio.Event()
+        self.writing_since: float | None = None
+        self.closing = False
+
+    def reply(self, message: dict[str, Any]) -> None:
+        self.outbox.push(None, orjson.dumps(message), time.monotonic())
+        self.wake.set()
+
+    def error(self, code: str, message: str, channel: str | None = None) -> None:
+        out: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        if channel is not None:
+            out["channel"] = channel
+        self.reply(out)
+
+    def lag(self, now: float) -> float:
+        writing = now - self.writing_since if self.writing_since is not None else 0.0
+        return max(writing, self.outbox.oldest_wait(now))
+
+
+class WebsocketServer:
+    """Serves the channels of ``hub`` to websocket clients."""
+
+    def __init__(self, settings: BroadcastSettings, hub: Hub, credentials: Credentials,
+                 publisher: Publisher, metrics: BroadcastMetrics) -> None:
+        self.settings = settings
+        self.hub = hub
+        self.credentials = credentials
+        self.publisher = publisher
+        self.metrics = metrics
+        self.connections: set[Connection] = set()
+        self.port = 0
+        self._server: Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        """Listen and start the tick and heartbeat loops; return the bound port."""
+        self._server = await serve(self._handle, self.settings.host, self.settings.ws_port,
+                                   compression=None, max_size=MAX_MESSAGE, ping_interval=None,
+                                   close_timeout=2)
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        self._tasks = [asyncio.create_task(self._tick_loop(), name="broadcast-tick"),
+                       asyncio.create_task(self._heartbeat_loop(), name="broadcast-heartbeat")]
+        return self.port
+
+    async def stop(self) -> None:
+        """Close every connection (1001) and stop listening."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        if self.settings.ws_send_buffer:
+            sock = ws.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.ws_send_buffer)
+        conn = Connection(ws)
+        self.connections.add(conn)
+        self.metrics.connections.inc()
+        writer = asyncio.create_task(self._write(conn))
+        reason = "client"
+        try:
+            async for message in ws:
+                await self._request(conn, message)
+        except ConnectionClosed as exc:
+            reason = "error" if exc.rcvd is None and not conn.closing else reason
+        finally:
+            if conn.closing:
+                reason = "slow"
+            elif ws.close_code == 1001 and ws.close_rcvd is None:
+                reason = "shutdown"
+            self.hub.drop(conn)
+            self.connections.discard(conn)
+            self.metrics.connections.dec()
+            self.metrics.disconnects.labels(reason).inc()
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    async def _write(self, conn: Connection) -> None:
+        try:
+            while True:
+                await conn.wake.wait()
+                conn.wake.clear()
+                while (item := conn.outbox.take()) is not None:
+                    conn.writing_since = time.monotonic()
+                    await conn.ws.send(item[1], text=True)
+                    conn.writing_since = None
+                    self.metrics.frames_sent.inc()
+        except ConnectionClosed:
+            return
+
+    async def _request(self, conn: Connection, message: str | bytes) -> None:
+        try:
+            req = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            req = None
+        if not isinstance(req, dict):
+            conn.error("bad_json", "send a JSON object, e.g. {\"op\": \"ping\"}")
+            return
+        op = req.get("op")
+        if op == "ping":
+            conn.reply({"type": "pong", "t_ms": int(time.time() * 1000)})
+        elif op == "subscribe":
+            self._subscribe(conn, req)
+        elif op == "unsubscribe":
+            channel = req.get("channel")
+            if isinstance(channel, str) and self.hub.unsubscribe(conn, channel):
+                conn.reply({"type": "unsubscribed", "channel": channel})
+            else:
+                conn.error("not_subscribed", f"no subscription to {channel!r}", _text(channel))
+        elif op == "command":
+            await self._command(conn, req)
+        else:
+            conn.error("unknown_op", f"op {op!r} is not subscribe, unsubscribe, command or ping")
+        self.metrics.subscriptions.set(sum(len(c.subs) for c in self.connections))
+
+    def _subscribe(self, conn: Connection, req: dict[str, Any]) -> None:
+        channel, since, top = req.get("channel"), req.get("since"), req.get("top")
+        if not isinstance(channel, str):
+            conn.error("bad_request", "subscribe needs 'channel', e.g. \"standings:zegama-2026\"")
+            return
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int)):
+            conn.error("bad_request", "'since' must be an integer seq", channel)
+            return
+        try:
+            kind, race, _ = parse_name(channel)
+            if kind == "control":
+                name = self.credentials.control_name(req.get("token"))  # type: ignore[arg-type]
+                if name is None:
+                    conn.error("unauthorized", "control channels need a valid race-control "
+                               "token in 'token' (ask the race director for one)", channel)
+                    return
+                conn.control[race] = name
+            self.hub.subscribe(conn, channel, top, since)
+        except ChannelError as exc:
+            conn.error(exc.code, str(exc), channel)
+
+    async def _command(self, conn: Connection, req: dict[str, Any]) -> None:
+        race = req.get("race")
+        name = conn.control.get(race) if isinstance(race, str) else None
+        if name is None or f"control:{race}" not in conn.subs:
+            conn.error("not_subscribed", "send commands on a connection subscribed to "
+                       f"control:{race} with a valid token")
+            self.metrics.commands.labels("refused").inc()
+            return
+        try:
+            record = build_command(self.hub.views[race], req.get("command"), f"control:{name}",
+                                   int(time.time() * 1000))
+        except CommandError as exc:
+            conn.error("invalid_command", str(exc))
+            self.metrics.commands.labels("invalid").inc()
+            return
+        try:
+            await self.publisher.publish(record)
+        except Exception as exc:  # a Kafka error or timeout: the page can send it again
+            log.warning("command %s of %s not published: %s", record["id"], name, exc)
+            conn.error("publish_failed", f"Kafka did not take the command ({exc}); nothing was "
+                       "published, send it again")
+            self.metrics.commands.labels("publish_failed").inc()
+            return
+        log.info("command %s %s by %s published", record["id"], record["op"], record["by"])
+        self.metrics.commands.labels("published").inc()
+        conn.reply({"type": "ack", "id": record["id"], "command": record})
+
+    async def _tick_loop(self) -> None:
+        period = self.settings.tick_ms / 1000.0
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            touched, stats = self.hub.tick(now)
+            self.metrics.frames_encoded.inc(stats.frames_encoded)
+            self.metrics.dropped.inc(stats.dropped)
+            for conn in touched:
+                conn.wake.set()  # type: ignore[attr-defined]
+            for conn in list(self.connections):
+                lag = conn.lag(now)
+                if not conn.closing and (lag > self.settings.slow_client_s
+                                         or conn.outbox.overflowed):
+                    self._close_slow(conn, lag)
+
+    def _close_slow(self, conn: Connection, lag: float) -> None:
+        conn.closing = True
+        self.hub.drop(conn)
+        reason = f"too slow: a frame waited more than {self.settings.slow_client_s:g} s " \
+                 f"to be written ({lag:.1f} s)"
+        log.info("closing a slow client: %s", reason)
+        task = asyncio.create_task(self._close(conn.ws, reason))
+        self._closing.add(task)  # a reference, so the task is not collected mid-way
+        task.add_done_callback(self._closing.discard)
+
+    async def _close(self, ws: ServerConnection, reason: str) -> None:
+        try:
+            await asyncio.wait_for(ws.close(SLOW, reason), self.settings.slow_client_s)
+        except (TimeoutError, ConnectionClosed):
+            ws.transport.abort()  # it does not read: not even the close frame gets through
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            now = time.monotonic()
+            frame = orjson.dumps({"type": "heartbeat", "t_ms": int(time.time() * 1000)})
+            for conn in self.connections:
+                conn.outbox.push(None, frame, now)
+                conn.wake.set()
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,132 @@
+"""Channels, subscriptions and the fan-out tick (sans-I/O).
+
+``Hub.tick(now)`` turns each race's changes since the last tick into at most one frame
+per channel, encoded once, and queues the same bytes in every subscriber's outbox. New
+subscriptions are answered in the tick too, after the updates, so the snapshot (or the
+replayed updates) and the frames that follow line up exactly by ``seq``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from broadcast.channels import Channel, ChannelError, make_channel, parse_name
+from broadcast.outbox import Outbox
+from broadcast.views import RaceView
+
+Key = tuple[str, int | None]  # channel name, top
+MAX_SUBSCRIPTIONS = 64
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One connection as the hub sees it: its outbox and its subscriptions by name."""
+
+    outbox: Outbox = field(default_factory=Outbox)
+    subs: dict[str, Key] = field(default_factory=dict)
+    control: dict[str, str] = field(default_factory=dict)  # race -> the token's name
+
+
+@dataclass
+class TickStats:
+    """What one tick did, for the metrics."""
+
+    frames_encoded: int = 0
+    frames_queued: int = 0
+    dropped: int = 0
+
+
+class Hub:
+    """Every channel of every race served, and who listens to which."""
+
+    def __init__(self, views: dict[str, RaceView], resume_s: float = 60.0,
+                 resume_frames: int = 256) -> None:
+        self.views = views
+        self.resume_s = resume_s
+        self.resume_frames = resume_frames
+        self.channels: dict[Key, Channel] = {}
+        self._by_race: dict[str, list[Channel]] = {race: [] for race in views}
+        self._requests: list[tuple[Subscriber, Key, int | None]] = []
+
+    def channel(self, name: str, top: int | None = None) -> Channel:
+        """The channel ``name`` (created on first use).
+
+        Raises ChannelError with the protocol's code (unknown_channel, unknown_race,
+        bad_request) naming what is wrong.
+        """
+        key = (name, top)
+        found = self.channels.get(key)
+        if found is not None:
+            return found
+        _kind, race, _ident = parse_name(name)
+        view = self.views.get(race)
+        if view is None:
+            raise ChannelError("unknown_race", f"race {race!r} is not served here; races: "
+                               f"{', '.join(sorted(self.views))}")
+        made = make_channel(name, view, top, self.resume_s, self.resume_frames)
+        self.channels[key] = made
+        self._by_race[race].append(made)
+        return made
+
+    def subscribe(self, sub: Subscriber, name: str, top: int | None = None,
+                  since: int | None = None) -> None:
+        """Subscribe ``sub`` from the next tick on (a snapshot, or the updates since ``since``).
+
+        Raises ChannelError (see ``channel``; too_many_subscriptions).
+        """
+        if name not in sub.subs and len(sub.subs) >= MAX_SUBSCRIPTIONS:
+            raise ChannelError("too_many_subscriptions",
+                               f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection")
+        chan = self.channel(name, top)
+        self.unsubscribe(sub, name)
+        key = (name, top)
+        sub.subs[name] = key
+        self._requests.append((sub, key, since))
+        del chan  # created now so a bad name fails at once, not at the tick
+
+    def unsubscribe(self, sub: Subscriber, name: str) -> bool:
+        """Stop ``sub``'s subscription ``name``; False when it had none."""
+        key = sub.subs.pop(name, None)
+        if key is None:
+            return False
+        chan = self.channels.get(key)
+        if chan is not None:
+            chan.subscribers.discard(sub)
+        sub.outbox.discard(key)
+        self._requests = [r for r in self._requests if not (r[0] is sub and r[1] == key)]
+        return True
+
+    def drop(self, sub: Subscriber) -> None:
+        """Forget a closed connection."""
+        for name in list(sub.subs):
+            self.unsubscribe(sub, name)
+
+    def tick(self, now: float) -> tuple[set[Subscriber], TickStats]:
+        """Queue this tick's frames; return the subscribers with something new to send."""
+        touched: set[Subscriber] = set()
+        stats = TickStats()
+        for race, view in self.views.items():
+            pending = view.take_pending()
+            for chan in self._by_race[race]:
+                frame = chan.tick(pending, now)
+                if frame is None:
+                    continue
+                stats.frames_encoded += 1
+                key: Hashable = (chan.name, getattr(chan, "top", None))
+                for sub in chan.subscribers:
+                    if sub.outbox.offer(key, frame, chan.delta, chan.snapshot_frame, now):
+                        stats.dropped += 1
+                    else:
+                        stats.frames_queued += 1
+                    touched.add(sub)
+        requests, self._requests = self._requests, []
+        for sub, key, since in requests:
+            chan = self.channels[key]
+            frames = chan.resume(since) if since is not None else None
+            for frame in frames if frames is not None else [chan.snapshot_frame()]:
+                sub.outbox.push(key, frame, now)
+                stats.frames_queued += 1
+            chan.subscribers.add(sub)
+            touched.add(sub)
+        return touched, stats

@@ -1,0 +1,170 @@
+"""One race's live state rebuilt from the processors' topics (sans-I/O).
+
+``RaceView.apply(topic, record)`` takes one decoded record of ``standings.v1``,
+``runner-updates.v1``, ``alerts.v1`` or ``control-log.v1`` and updates the board, the
+runners' cards and tracks, the open alerts and the control log, skipping duplicates
+by ``seq`` per key (docs/streams.md). What changed since the last tick accumulates in
+``pending`` for the channels to turn into frames.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from broadcast.standings import Board, merge_updates
+from race_engine.model import Race
+from zegama_live.topics import ALERTS, CONTROL_LOG, RUNNER_UPDATES, STANDINGS
+
+Json = dict[str, Any]
+LOG_KEPT = 200
+# Most urgent first, as race control sees them (docs/race-engine.md, Alerts).
+ALERT_ORDER = ("sos", "stopped", "danger_zone", "off_course", "no_fix", "missed_cutoff",
+               "cutoff_risk", "low_battery")
+ALERT_ACTIONS = frozenset({"raised", "cleared", "acknowledged"})
+CARD_STATE = ("name", "status", "reason", "rank", "last_fix_ms", "last_seen_s")
+
+
+@dataclass
+class Pending:
+    """What changed since the last tick."""
+
+    snapshot: bool = False  # a standings snapshot was applied
+    update: Json | None = None  # the standings updates applied, merged
+    checkpoints: set[str] = field(default_factory=set)
+    bibs: set[str] = field(default_factory=set)
+    alerts: list[Json] = field(default_factory=list)
+    log: list[Json] = field(default_factory=list)
+
+
+class RaceView:
+    """The live state of one race, as the broadcaster serves it."""
+
+    def __init__(self, race: Race) -> None:
+        self.race = race
+        self.id = race.id
+        self.bibs = frozenset(e.bib for e in race.entrants)
+        self.checkpoint_ids = frozenset(cp.id for cp in race.checkpoints)
+        self.zone_ids = frozenset(z.id for z in race.danger_zones)
+        self.board = Board(race.id)
+        self.runners: dict[str, Json] = {}  # bib -> {seq, generated_ms, card, track}
+        self.alerts: dict[str, Json] = {}  # open alerts by id
+        self.alert_seq: dict[str, int] = {}
+        self.log: deque[Json] = deque(maxlen=LOG_KEPT)
+        self.log_seq = 0
+        self.runner_seq = 0  # highest runner-updates seq applied
+        self.control_seq = 0  # highest seq of anything the control channel shows
+        self.pending = Pending()
+        self.duplicates = 0
+
+    def apply(self, topic: str, record: Json) -> bool:
+        """Apply one record of ``topic``; True when it changed the view.
+
+        Raises ValueError naming a missing or mistyped field, or an unknown topic.
+        """
+        if topic == STANDINGS:
+            return self._standings(record)
+        if topic == RUNNER_UPDATES:
+            return self._runner(record)
+        if topic == ALERTS:
+            return self._alert(record)
+        if topic == CONTROL_LOG:
+            return self._log(record)
+        raise ValueError(f"topic {topic!r} is not one the broadcaster follows")
+
+    def take_pending(self) -> Pending:
+        """What changed since the last call; starts a new tick."""
+        pending, self.pending = self.pending, Pending()
+        return pending
+
+    def _standings(self, record: Json) -> bool:
+        kind = self.board.apply(record)
+        if kind is None:
+            return False
+        p = self.pending
+        if kind == "snapshot":
+            p.snapshot, p.update = True, None
+            return True
+        p.update = record if p.update is None else merge_updates(p.update, record)
+        p.checkpoints.update(cp["id"] for cp in record.get("checkpoints", []))
+        return True
+
+    def _runner(self, record: Json) -> bool:
+        bib, seq = _str(record, "bib"), _int(record, "seq")
+        held = self.runners.get(bib)
+        if held is not None and seq <= held["seq"]:
+            self.duplicates += 1
+            return False
+        card, track = record.get("card"), record.get("track")
+        if not isinstance(card, dict) or not isinstance(track, list):
+            raise ValueError(f"runner-updates record of bib {bib} lacks 'card' or 'track'")
+        self.runners[bib] = {"seq": seq, "generated_ms": record.get("generated_ms"),
+                             "card": card, "track": track}
+        self.runner_seq = max(self.runner_seq, seq)
+        self.control_seq = max(self.control_seq, seq)
+        self.pending.bibs.add(bib)
+        return True
+
+    def _alert(self, record: Json) -> bool:
+        seq, action, alert = _int(record, "seq"), record.get("action"), record.get("alert")
+        if action not in ALERT_ACTIONS or not isinstance(alert, dict) or "id" not in alert:
+            raise ValueError("alerts record needs 'action' raised/cleared/acknowledged and "
+                             "an 'alert' with an 'id'")
+        aid = alert["id"]
+        if seq <= self.alert_seq.get(aid, 0):
+            self.duplicates += 1
+            return False
+        self.alert_seq[aid] = seq
+        if action == "cleared":
+            self.alerts.pop(aid, None)
+        else:
+            if action == "acknowledged":
+                alert = {**alert, "acknowledged": True, "acknowledged_by": record.get("by")}
+            self.alerts[aid] = alert
+        self.control_seq = max(self.control_seq, seq)
+        self.pending.alerts.append({"action": action, "alert": alert, "by": record.get("by"),
+                                    "t_ms": record.get("t_ms")})
+        return True
+
+    def _log(self, record: Json) -> bool:
+        seq = _int(record, "seq")
+        if seq <= self.log_seq:
+            self.duplicates += 1
+            return False
+        entry = {k: v for k, v in record.items() if k != "v"}
+        self.log.append(entry)
+        self.log_seq = seq
+        self.control_seq = max(self.control_seq, seq)
+        self.pending.log.append(entry)
+        return True
+
+    def open_alerts(self) -> list[Json]:
+        """Open alerts, most urgent first (kind order, then raise time)."""
+        rank = {k: i for i, k in enumerate(ALERT_ORDER)}
+        return sorted(self.alerts.values(),
+                      key=lambda a: (rank.get(a.get("kind"), len(rank)), a.get("raised_ms") or 0))
+
+    def runner_state(self, bib: str) -> Json:
+        """What race control sees of a runner: status, rank, position, last seen."""
+        held = self.runners[bib]
+        card = held["card"]
+        state = {k: card.get(k) for k in CARD_STATE}
+        pos = card.get("position") or {}
+        state.update(progress_m=pos.get("progress_m"), lat=pos.get("lat"), lon=pos.get("lon"),
+                     estimated=pos.get("estimated"), generated_ms=held["generated_ms"])
+        return state
+
+
+def _int(record: Json, name: str) -> int:
+    value = record.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"field {name!r} must be an integer, got {value!r}")
+    return value
+
+
+def _str(record: Json, name: str) -> str:
+    value = record.get(name)
+    if not isinstance(value, str):
+        raise ValueError(f"field {name!r} must be a string, got {value!r}")
+    return value

@@ -2,7 +2,8 @@
 
 Each client connects to a broadcaster on this machine, subscribes to one channel
 (``standings:<race>`` by default, optionally ``top`` N rows) and, per frame received,
-measures the tick-to-client latency (receive wall time - the frame's ``generated_ms``).
+measures the tick-to-client latency of updates (receive wall time - the frame's
+``generated_ms``; snapshots are counted, not timed: they carry the state's time).
 One client in ``parse_every`` also decodes the rows and measures the end-to-end latency
 of every row whose ``last_fix_ms`` changed (now - ``last_fix_ms``: meaningful when the
 fixes were stamped with their send time, as the load test does). Counts per second:
@@ -65,6 +66,7 @@ class SwarmResult:
     clients: int
     processes: int
     duration_s: float
+    start_wall: float = 0.0  # second k of the run is [start_wall + k, start_wall + k + 1)
     seconds: list[SecondStats] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -181,7 +183,7 @@ def run_swarm(url: str, channel: str | None = "standings:zegama-2026", clients: 
     procs = [ctx.Process(target=worker_main, args=(p, q), daemon=True) for p in plans]
     for p in procs:
         p.start()
-    result = SwarmResult(clients, processes, duration_s)
+    result = SwarmResult(clients, processes, duration_s, start)
     try:
         _collect(q, len(plans), start + duration_s + 30.0, result, on_second)
     finally:

@@ -123,6 +123,11 @@ class Spectator(asyncio.Protocol):
         kind = payload[:24]
         if b'"update"' in kind:
             tally.updates += 1
+            # Only updates: a snapshot carries the state as of its last change (on a
+            # subscription, or after a slow stretch), not the moment of a tick.
+            m = GENERATED.search(payload, 0, 4096) or GENERATED.search(payload)
+            if m is not None:
+                tally.tick.add(now_ms - int(m.group(1)))
         elif b'"snapshot"' in kind:
             tally.snapshots += 1
         elif b'"error"' in kind:
@@ -130,9 +135,6 @@ class Spectator(asyncio.Protocol):
             return
         else:
             return
-        m = GENERATED.search(payload, 0, 4096) or GENERATED.search(payload)
-        if m is not None:
-            tally.tick.add(now_ms - int(m.group(1)))
         if self.parse:
             self._rows_latency(payload, now_ms, tally)
 

@@ -95,7 +95,7 @@ def test_swarm_counts_frames_latency_and_disconnects(server: TinyServer) -> None
     assert 45 * 15 < total.updates < 50 * 30
     assert total.disconnects == {4008: 5}
     assert seen[-1].tally.open == 45
-    assert total.tick.n == total.frames
+    assert total.tick.n == total.updates
     assert TICK_LAG_MS - 5 < total.tick.percentile(0.5) < TICK_LAG_MS + 100
     # 10 parsing clients (ids 0, 5, ...): one changed row per update after the snapshot.
     assert total.e2e.n > 10 * 10

@@ -1,0 +1,369 @@
+"""Broadcast fan-out: frames/s per broadcaster core, tick-to-client latency, memory per client.
+
+For each spectator count and standings rate, two servers are measured with the same
+swarm (``loadtest.swarm``) over loopback, one after the other:
+
+1. ``ceiling``: a bare asyncio loop writing the pre-framed update bytes to every
+   connection per tick (``loadtest.swarm_ceiling``), fed by the same records directly;
+2. ``broadcaster``: ``zegama-live broadcast`` in its own process, reading
+   ``standings.v1`` from a real local broker (started here in ``var/kafka-bench-broadcast``
+   on free ports) where this script produces a simulated 500-runner board at the rate.
+
+Each phase: the server starts, its RSS is taken, the swarm connects (ramp), then a
+steady window of ``--seconds``: data frames delivered to clients / server CPU seconds
+(psutil) = frames per core-second; tick-to-client latency (receive time - the frame's
+``generated_ms``) p50/p99; (RSS in the window - RSS before) / connections. The
+machine's cores are shared by the broker, the server and the swarm: the busy share of
+each is printed beside the figures. Run::
+
+    .venv/bin/python benchmarks/broadcast_bench.py --clients 5000 --rates 1 2 --out b.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.provenance import code_version  # noqa: E402
+from loadtest.swarm import SwarmResult, run_swarm  # noqa: E402
+from loadtest.swarm_ceiling import ceiling_main  # noqa: E402
+from loadtest.swarm_feed import StandingsFeed, simulate_feed, stamp  # noqa: E402
+from zegama_live import kafka_local  # noqa: E402
+from zegama_live.topics import STANDINGS  # noqa: E402
+
+GOAL_SHARE, GOAL_P99_MS, GOAL_KIB = 0.80, 250.0, 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Sampler(threading.Thread):
+    """Samples a server's CPU time and RSS, the broker's CPU and the machine's, 4 times/s."""
+
+    def __init__(self, pid: int, broker_pid: int | None) -> None:
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.broker = psutil.Process(broker_pid) if broker_pid else None
+        self.samples: list[tuple[float, float, int, float, float]] = []
+        self.halt = threading.Event()
+
+    def sample(self) -> None:
+        c = self.proc.cpu_times()
+        b = self.broker.cpu_times() if self.broker else None
+        m = psutil.cpu_times()
+        self.samples.append((time.time(), c.user + c.system, self.proc.memory_info().rss,
+                             (b.user + b.system) if b else 0.0,
+                             m.user + m.system + m.nice + m.irq + m.softirq))
+
+    def run(self) -> None:
+        while not self.halt.wait(0.25):
+            self.sample()
+
+    def between(self, t0: float, t1: float) -> dict[str, float]:
+        """CPU seconds used in [t0, t1] (server, broker, machine) and the median RSS."""
+        inside = [s for s in self.samples if t0 <= s[0] <= t1]
+        if len(inside) < 2:
+            return {}
+        first, last = inside[0], inside[-1]
+        span = last[0] - first[0]
+        rss = sorted(s[2] for s in inside)[len(inside) // 2]
+        return {"span_s": span, "server_cpu_s": last[1] - first[1], "rss": rss,
+                "broker_cpu_s": last[3] - first[3], "machine_cpu_s": last[4] - first[4]}
+
+
+def steady_window(result: SwarmResult, seconds: int) -> tuple[int, int]:
+    """The seconds after every client connected (+2 s to settle), at most ``seconds`` long."""
+    total = result.total.connects
+    seen, settled = 0, len(result.seconds)
+    for s in result.seconds:
+        seen += s.tally.connects
+        if seen >= total:
+            settled = s.second + 3
+            break
+    end = min(len(result.seconds), settled + seconds)
+    return min(settled, end - 1), end
+
+
+def measure(name: str, pid: int, broker_pid: int | None, url: str, channel: str, clients: int,
+            hz: float, args: argparse.Namespace) -> dict[str, Any]:
+    """Run the swarm against the server ``pid`` and return the figures of the steady window."""
+    rss0 = psutil.Process(pid).memory_info().rss
+    sampler = Sampler(pid, broker_pid)
+    sampler.start()
+    ramp = args.ramp_s if args.ramp_s else 5 + clients / 1000
+    result = run_swarm(url, channel, clients, args.processes, ramp + args.seconds + 3,
+                       top=args.top, parse_every=args.parse_every,
+                       on_second=lambda s: print(f"  {name:11} {s.line()}", flush=True))
+    sampler.halt.set()
+    sampler.join()
+    a, b = steady_window(result, args.seconds)
+    w = result.window(a, b)
+    usage = sampler.between(result.start_wall + a, result.start_wall + b)
+    span = usage.get("span_s") or float("nan")
+    frames = w.snapshots + w.updates
+    # Frames over the sampled span only: the sampler's span is inside [a, b].
+    per_s = frames / max(1, b - a)
+    cpu = usage.get("server_cpu_s", float("nan"))
+    out = {
+        "server": name, "clients": clients, "hz": hz, "open": w.open,
+        "window_s": [a, b], "connect_failures": result.total.connect_failures,
+        "disconnects": {str(k): v for k, v in result.total.disconnects.items()},
+        "frames_per_s": per_s, "expected_frames_per_s": w.open * hz,
+        "snapshots": w.snapshots, "updates": w.updates, "mbytes_per_s": w.bytes / 1e6 / (b - a),
+        "server_cores": cpu / span, "frames_per_core_s": per_s / (cpu / span),
+        "broker_cores": usage.get("broker_cpu_s", float("nan")) / span,
+        "machine_cores": usage.get("machine_cpu_s", float("nan")) / span,
+        "rss_before_mb": rss0 / 2**20, "rss_mb": usage.get("rss", 0) / 2**20,
+        "kib_per_connection": (usage.get("rss", 0) - rss0) / 1024 / max(1, w.open),
+        "tick_latency_ms": w.tick.summary(), "e2e_latency_ms": w.e2e.summary(),
+        "connect_ms": result.total.connect.summary(), "worker_failures": result.failures,
+    }
+    print(f"  {name}: {clients} clients at {hz:g} Hz: {per_s:,.0f} frames/s "
+          f"({out['expected_frames_per_s']:,.0f} due), {out['server_cores']:.2f} cores -> "
+          f"{out['frames_per_core_s']:,.0f} frames/core-s, tick p50 "
+          f"{w.tick.percentile(0.5):.0f} ms p99 {w.tick.percentile(0.99):.0f} ms, "
+          f"{out['kib_per_connection']:.1f} KiB/conn, machine {out['machine_cores']:.2f} cores",
+          flush=True)
+    return out
+
+
+def run_ceiling(feed: StandingsFeed, channel: str, hz: float, clients: int,
+                args: argparse.Namespace) -> dict[str, Any]:
+    """Measure the raw pre-framed fan-out server in its own process."""
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    port = free_port()
+    ramp = args.ramp_s if args.ramp_s else 5 + clients / 1000
+    proc = ctx.Process(target=ceiling_main, daemon=True,
+                       args=(feed, channel, hz, port, ramp + args.seconds + 30, ready))
+    proc.start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("the ceiling server did not start listening within 60 s")
+        assert proc.pid is not None
+        return measure("ceiling", proc.pid, None, f"ws://127.0.0.1:{port}/", channel,
+                       clients, hz, args)
+    finally:
+        proc.terminate()
+        proc.join(10)
+
+
+class Producer(threading.Thread):
+    """Produces the feed to ``standings.v1``: a snapshot, then an update per tick."""
+
+    seq = 0  # one counter across phases: seq never goes backwards for the race
+
+    def __init__(self, bootstrap: str, feed: StandingsFeed, hz: float) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.feed, self.hz = bootstrap, feed, hz
+        self.halt = threading.Event()
+        self.sent = 0
+        self.error: str | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self.produce())
+        except Exception as exc:  # reported with the figures, never silently lost
+            self.error = repr(exc)
+
+    def next_seq(self) -> int:
+        Producer.seq += 1
+        return Producer.seq
+
+    async def produce(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=0,
+                                    max_request_size=8 * 2**20)
+        await producer.start()
+        key = self.feed.race.encode()
+        try:
+            base = self.next_seq()
+            snap = stamp(self.feed.snapshot, frozenset(), base, 0, int(time.time() * 1000))
+            await producer.send_and_wait(STANDINGS, orjson.dumps(snap), key=key)
+            n, i, start = len(self.feed.updates), 0, time.monotonic()
+            while not self.halt.is_set():
+                i += 1
+                await asyncio.sleep(max(0.0, start + i / self.hz - time.monotonic()))
+                seq = self.next_seq()
+                rec = stamp(self.feed.updates[i % n], self.feed.fresh[i % n], seq, base,
+                            int(time.time() * 1000))
+                await producer.send_and_wait(STANDINGS, orjson.dumps(rec), key=key)
+                base = seq
+                self.sent += 1
+        finally:
+            await producer.stop()
+
+
+async def wait_snapshot(url: str, channel: str, timeout_s: float) -> int:
+    """Subscribe once and wait for a standings snapshot with data; return its seq."""
+    from websockets.asyncio.client import connect
+
+    async with asyncio.timeout(timeout_s):
+        while True:
+            try:
+                async with connect(url, compression=None) as ws:
+                    await ws.send(orjson.dumps({"op": "subscribe", "channel": channel}).decode())
+                    async for raw in ws:
+                        msg = orjson.loads(raw)
+                        if msg.get("type") == "snapshot" and msg.get("seq", 0) > 0:
+                            return int(msg["seq"])
+            except OSError:
+                await asyncio.sleep(0.5)
+
+
+def run_broadcaster(feed: StandingsFeed, channel: str, hz: float, clients: int,
+                    bootstrap: str, broker_pid: int | None,
+                    args: argparse.Namespace) -> dict[str, Any]:
+    """Measure ``zegama-live broadcast`` fed through the broker at ``hz``."""
+    producer = Producer(bootstrap, feed, hz)
+    producer.start()
+    ws_port, http_port = free_port(), free_port()
+    cmd = [sys.executable, "-m", "zegama_live.cli", "broadcast", "--host", "127.0.0.1",
+           "--ws-port", str(ws_port), "--http-port", str(http_port), "--bootstrap", bootstrap,
+           "--races", str(args.race), *args.broadcast_arg]
+    log = open(args.log_dir / f"broadcast-{clients}-{hz:g}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    url = f"ws://127.0.0.1:{ws_port}/"
+    try:
+        seq = asyncio.run(wait_snapshot(url, channel, 90))
+        print(f"  broadcaster pid {proc.pid} serving {channel} (snapshot seq {seq})")
+        time.sleep(2)  # let the test subscription's memory settle before the baseline
+        out = measure("broadcaster", proc.pid, broker_pid, url, channel, clients, hz, args)
+        out["records_produced"] = producer.sent
+        out["producer_error"] = producer.error
+        return out
+    finally:
+        producer.halt.set()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        producer.join(10)
+        log.close()
+
+
+def verdicts(results: list[dict[str, Any]]) -> list[str]:
+    """One line per goal and configuration: reached or not, with the figure."""
+    lines = []
+    ceil = {(r["clients"], r["hz"]): r for r in results if r["server"] == "ceiling"}
+    for r in results:
+        if r["server"] != "broadcaster":
+            continue
+        c = ceil.get((r["clients"], r["hz"]))
+        tag = f"{r['clients']} clients at {r['hz']:g} Hz"
+        if c:
+            share = r["frames_per_core_s"] / c["frames_per_core_s"]
+            lines.append(f"{tag}: {share:.0%} of the ceiling's frames per core-second "
+                         f"(goal >= {GOAL_SHARE:.0%}): "
+                         f"{'reached' if share >= GOAL_SHARE else 'NOT reached'}")
+        delivered = r["frames_per_s"] / max(1.0, r["expected_frames_per_s"])
+        p99 = r["tick_latency_ms"]["p99"]
+        lines.append(f"{tag}: tick-to-client p99 {p99:.0f} ms (goal <= {GOAL_P99_MS:.0f}), "
+                     f"{delivered:.0%} of due frames delivered: "
+                     f"{'reached' if p99 <= GOAL_P99_MS and delivered >= 0.99 else 'NOT reached'}")
+        kib = r["kib_per_connection"]
+        lines.append(f"{tag}: {kib:.1f} KiB per connection (goal <= {GOAL_KIB:.0f}): "
+                     f"{'reached' if kib <= GOAL_KIB else 'NOT reached'}")
+    return lines
+
+
+def start_broker() -> tuple[kafka_local.LocalKafka, int | None]:
+    port = free_port()
+    while True:  # the controller listens on port + 1
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+                break
+            except OSError:
+                port = free_port()
+    broker = kafka_local.LocalKafka(home=REPO / "var" / "kafka-bench-broadcast", port=port,
+                                    controller_port=port + 1)
+    shutil.rmtree(broker.home, ignore_errors=True)
+    print(kafka_local.start(broker), flush=True)
+    return broker, kafka_local.running_pid(broker)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[5000])
+    parser.add_argument("--rates", type=float, nargs="+", default=[1.0, 2.0],
+                        help="standings records per second")
+    parser.add_argument("--seconds", type=int, default=20, help="steady window per phase")
+    parser.add_argument("--ramp-s", type=float, default=0.0,
+                        help="time given to connect (default 5 s + 1 s per 1,000 clients)")
+    parser.add_argument("--processes", type=int, default=2, help="swarm worker processes")
+    parser.add_argument("--top", type=int, default=None, help="subscribe with top N")
+    parser.add_argument("--parse-every", type=int, default=100)
+    parser.add_argument("--race", type=Path, default=REPO / "races" / "zegama-2026")
+    parser.add_argument("--runners", type=int, default=500)
+    parser.add_argument("--at-min", type=float, default=90.0,
+                        help="race minute of the board (the field spread over the course)")
+    parser.add_argument("--ceiling-only", action="store_true",
+                        help="measure the raw ceiling only (no broker, no broadcaster)")
+    parser.add_argument("--broadcast-arg", action="append", default=[],
+                        help="extra argument for zegama-live broadcast (repeat)")
+    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+    args = parser.parse_args(argv)
+    args.log_dir = REPO / "var" / "bench-broadcast"
+    args.log_dir.mkdir(parents=True, exist_ok=True)
+    print(f"code {code_version()}, {os.cpu_count()} cores shared by broker, server and swarm, "
+          f"Python {sys.version.split()[0]}", flush=True)
+    feeds: dict[float, StandingsFeed] = {}
+    for hz in args.rates:
+        t0 = time.perf_counter()
+        feeds[hz] = simulate_feed(args.race, args.runners, at_min=args.at_min,
+                                  tick_ms=int(1000 / hz), ticks=int(60 * hz))
+        sizes = sorted(len(orjson.dumps(u)) for u in feeds[hz].updates)
+        print(f"feed at {hz:g} Hz: snapshot {len(orjson.dumps(feeds[hz].snapshot)):,} B, "
+              f"update median {sizes[len(sizes) // 2]:,} B (built in "
+              f"{time.perf_counter() - t0:.0f} s)", flush=True)
+    results: list[dict[str, Any]] = []
+    broker, broker_pid = (None, None) if args.ceiling_only else start_broker()
+    try:
+        for clients in args.clients:
+            for hz in args.rates:
+                feed = feeds[hz]
+                channel = f"standings:{feed.race}"
+                results.append(run_ceiling(feed, channel, hz, clients, args))
+                if broker is not None:
+                    results.append(run_broadcaster(feed, channel, hz, clients,
+                                                   broker.bootstrap, broker_pid, args))
+    finally:
+        if broker is not None:
+            print(kafka_local.stop(broker))
+            shutil.rmtree(broker.home, ignore_errors=True)
+    lines = verdicts(results)
+    print("\n".join(lines))
+    if args.out:
+        args.out.write_bytes(orjson.dumps(
+            {"code": code_version(), "cores": os.cpu_count(), "argv": sys.argv[1:],
+             "results": results, "verdicts": lines},
+            option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -124,9 +124,11 @@ class Hub:
         for sub, key, since in requests:
             chan = self.channels[key]
             frames = chan.resume(since) if since is not None else None
-            for frame in frames if frames is not None else [chan.snapshot_frame()]:
+            if frames is None:
+                sub.outbox.push(key, chan.snapshot_frame(), now, snapshot=True)
+            for frame in frames or ():
                 sub.outbox.push(key, frame, now)
-                stats.frames_queued += 1
+            stats.frames_queued += len(frames) if frames is not None else 1
             chan.subscribers.add(sub)
             touched.add(sub)
         return touched, stats

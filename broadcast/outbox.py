@@ -19,7 +19,7 @@ class Outbox:
 
     def __init__(self, max_frames: int = 1024) -> None:
         self.max_frames = max_frames
-        self._queue: deque[list[object]] = deque()  # [key, frame, first-enqueued time]
+        self._queue: deque[list[object]] = deque()  # [key, frame, first-enqueued t, snapshot?]
         self._latest: dict[Hashable, list[object]] = {}  # key -> its newest waiting item
         self.dropped = 0
         self.overflowed = False
@@ -27,12 +27,13 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def push(self, key: Hashable | None, frame: bytes, now: float) -> None:
+    def push(self, key: Hashable | None, frame: bytes, now: float,
+             snapshot: bool = False) -> None:
         """Queue ``frame`` after everything waiting (snapshots, replays, replies)."""
         if len(self._queue) >= self.max_frames:
             self.overflowed = True
             return
-        item: list[object] = [key, frame, now]
+        item: list[object] = [key, frame, now, snapshot]
         self._queue.append(item)
         if key is not None:
             self._latest[key] = item
@@ -44,7 +45,10 @@ class Outbox:
         if waiting is None:
             self.push(key, frame, now)
             return False
-        waiting[1] = snapshot() if delta else frame  # keeps its place and its age
+        # An update cannot stand in for a snapshot the client has not had yet.
+        whole = delta or bool(waiting[3])
+        waiting[1] = snapshot() if whole else frame  # keeps its place and its age
+        waiting[3] = whole
         self.dropped += 1
         return True
 

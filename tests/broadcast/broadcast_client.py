@@ -1,0 +1,77 @@
+"""A client's side of docs/websocket.md: hold a channel's state from its frames.
+
+Written from the protocol document, independently of the server's code, so the tests
+check that what the server sends lets a client rebuild the server's state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Json = dict[str, Any]
+
+
+class ClientChannel:
+    """The state one client holds for one channel."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.kind = name.split(":")[0]
+        self.state: Json | None = None
+        self.seq = -1
+        self.frames = 0
+
+    def apply(self, frame: Json) -> None:
+        """Apply a snapshot or update frame of this channel (raises AssertionError on misuse)."""
+        assert frame["channel"] == self.name
+        self.frames += 1
+        if frame["type"] == "snapshot":
+            self.state, self.seq = frame["data"], frame["seq"]
+            return
+        assert frame["type"] == "update" and self.state is not None, "update before a snapshot"
+        if frame["seq"] < self.seq:
+            return
+        getattr(self, "_" + self.kind)(frame["data"])
+        self.seq = frame["seq"]
+
+    def _standings(self, data: Json) -> None:
+        board = self.state
+        assert board is not None and data["base_seq"] <= self.seq
+        rows = {r["bib"]: r for r in board["runners"]}
+        rows.update((r["bib"], r) for r in data["rows"])
+        board["runners"] = [rows[b] for b in data["order"] if b in rows]
+        cps = {c["id"]: c for c in board["checkpoints"]}
+        for cp in data["checkpoints"]:
+            if cp["id"] in cps:
+                board["checkpoints"][[c["id"] for c in board["checkpoints"]].index(cp["id"])] = cp
+            else:
+                board["checkpoints"].append(cp)
+        if "finishers" in data:
+            board["finishers"] = data["finishers"]
+        board["leader"], board["generated_ms"] = data["leader"], data["generated_ms"]
+
+    def _runner(self, data: Json) -> None:
+        self.state = data
+
+    def _checkpoint(self, data: Json) -> None:
+        self.state = data
+
+    def _flow(self, data: Json) -> None:
+        assert self.state is not None
+        runners = self.state["runners"]
+        for bib, change in data["runners"].items():
+            old = runners.get(bib, {"track": []})["track"]
+            runners[bib] = {"name": change["name"], "status": change["status"],
+                            "track": old[: change["from"]] + change["points"]}
+
+    def _control(self, data: Json) -> None:
+        assert self.state is not None
+        alerts = {a["id"]: a for a in self.state["alerts"]}
+        for event in data.get("alerts", []):
+            if event["action"] == "cleared":
+                alerts.pop(event["alert"]["id"], None)
+            else:
+                alerts[event["alert"]["id"]] = event["alert"]
+        self.state["alerts"] = list(alerts.values())
+        self.state["log"] = (self.state["log"] + data.get("log", []))[-200:]
+        self.state["runners"].update(data.get("runners", {}))

@@ -1,0 +1,145 @@
+"""Channels and the fan-out tick, without Kafka or sockets: a client rebuilding each
+channel from its frames ends with the server's state; resume replays what was missed."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from broadcast.channels import ChannelError
+from broadcast.hub import Hub, Subscriber
+from broadcast.views import RaceView
+from broadcast_client import ClientChannel
+from broadcast_records import MINI, RaceRecords
+
+CHANNELS = ["standings:mini", "runner:mini:1", "checkpoint:mini:top", "flow:mini",
+            "control:mini"]
+
+
+def setup_hub() -> tuple[RaceRecords, RaceView, Hub]:
+    rr = RaceRecords(MINI, snapshot_every=9)
+    view = RaceView(rr.race)
+    return rr, view, Hub({"mini": view}, resume_s=3600, resume_frames=10_000)
+
+
+def drain(sub: Subscriber, held: dict[str, ClientChannel]) -> list[dict]:  # type: ignore[type-arg]
+    frames = []
+    while (item := sub.outbox.take()) is not None:
+        frame = orjson.loads(item[1])
+        frames.append(frame)
+        held.setdefault(frame["channel"], ClientChannel(frame["channel"])).apply(frame)
+    return frames
+
+
+def test_every_channel_rebuilt_from_its_frames_equals_a_fresh_snapshot() -> None:
+    rr, view, hub = setup_hub()
+    sub, held = Subscriber(), {}
+    for name in CHANNELS:
+        hub.subscribe(sub, name)
+    hub.subscribe(sub, "standings:mini", top=2)  # replaces the whole-board subscription
+    hub.subscribe(sub, "standings:mini")
+    t, seqs = 0.0, {name: [] for name in CHANNELS}
+    for records in rr.run():
+        for topic, _, rec in records:
+            view.apply(topic, rec)
+        t += 1
+        hub.tick(t)
+        for frame in drain(sub, held):
+            seqs[frame["channel"]].append(frame["seq"])
+    for name in CHANNELS:
+        fresh = orjson.loads(hub.channel(name).snapshot_frame())
+        if name.startswith("checkpoint:"):  # its generated_ms is that of its last change
+            assert held[name].state["checkpoint"] == fresh["data"]["checkpoint"]
+        else:
+            assert held[name].state == fresh["data"], name
+        assert held[name].seq == fresh["seq"]
+        assert seqs[name] == sorted(seqs[name]) and len(seqs[name]) > 2, name
+    assert held["standings:mini"].state == rr.board
+    assert len(held["flow:mini"].state["runners"]) == len(view.runners) >= 2
+    assert held["control:mini"].state["alerts"] == view.open_alerts()
+
+
+def test_one_encoded_frame_goes_to_every_subscriber() -> None:
+    rr, view, hub = setup_hub()
+    a, b = Subscriber(), Subscriber()
+    hub.subscribe(a, "standings:mini")
+    hub.subscribe(b, "standings:mini")
+    ticks = rr.run()
+    for topic, _, rec in next(ticks) + next(ticks):
+        view.apply(topic, rec)
+    hub.tick(1.0)
+    fa, fb = a.outbox.take(), b.outbox.take()
+    assert fa is not None and fb is not None and fa[1] is fb[1]  # the same bytes object
+
+
+def test_resume_replays_the_missed_updates_or_sends_a_snapshot() -> None:
+    rr, view, hub = setup_hub()
+    sub, held = Subscriber(), {}
+    hub.subscribe(sub, "standings:mini")
+    ticks = rr.run()
+    for i in range(4):
+        for topic, _, rec in next(ticks):
+            view.apply(topic, rec)
+        hub.tick(float(i))
+        drain(sub, held)
+    left_at = held["standings:mini"].seq
+    hub.drop(sub)
+    for i in range(4, 7):
+        for topic, _, rec in next(ticks):
+            view.apply(topic, rec)
+        hub.tick(float(i))
+    back = Subscriber()
+    hub.subscribe(back, "standings:mini", since=left_at)
+    hub.tick(7.0)
+    frames = drain(back, held)
+    assert frames and all(f["seq"] > left_at for f in frames)
+    assert [f["type"] for f in frames][0] in ("update", "snapshot")
+    assert held["standings:mini"].state == rr.board
+    stranger = Subscriber()
+    future = hub.channel("standings:mini").seq + 1000  # a seq this server never had
+    hub.subscribe(stranger, "standings:mini", since=future)
+    hub.tick(8.0)
+    assert [f["type"] for f in drain(stranger, {})] == ["snapshot"]
+    small = Hub({"mini": view}, resume_s=3600, resume_frames=2)
+    small.subscribe(Subscriber(), "standings:mini")
+    for i in range(9, 13):
+        for topic, _, rec in next(ticks):
+            view.apply(topic, rec)
+        small.tick(float(i))
+    late = Subscriber()
+    small.subscribe(late, "standings:mini", since=left_at)  # older than the 2 kept updates
+    small.tick(13.0)
+    assert [f["type"] for f in drain(late, {})] == ["snapshot"]
+
+
+def test_a_slow_subscriber_gets_a_snapshot_instead_of_superseded_updates() -> None:
+    rr, view, hub = setup_hub()
+    slow, held = Subscriber(), {}
+    hub.subscribe(slow, "standings:mini")
+    hub.subscribe(slow, "runner:mini:2")
+    dropped = 0
+    for i, records in enumerate(rr.run()):
+        for topic, _, rec in records:
+            view.apply(topic, rec)
+        dropped += hub.tick(float(i))[1].dropped
+        if i % 10 == 9:
+            frames = drain(slow, held)
+            assert len(frames) <= 2  # one waiting frame per channel, whatever the lag
+    drain(slow, held)
+    assert dropped > 50
+    assert held["standings:mini"].state == rr.board
+    assert held["runner:mini:2"].state["card"] == view.runners["2"]["card"]
+
+
+@pytest.mark.parametrize(("name", "top", "code"), [
+    ("standings", None, "unknown_channel"), ("board:mini", None, "unknown_channel"),
+    ("standings:nope", None, "unknown_race"), ("runner:mini:999", None, "bad_request"),
+    ("checkpoint:mini:summit", None, "bad_request"), ("flow:mini", 5, "bad_request"),
+    ("standings:mini", 0, "bad_request"), ("runner:mini", None, "unknown_channel"),
+])
+def test_bad_channels_are_refused_with_the_protocol_code(name: str, top: int | None,
+                                                         code: str) -> None:
+    _, _, hub = setup_hub()
+    with pytest.raises(ChannelError) as err:
+        hub.subscribe(Subscriber(), name, top)
+    assert err.value.code == code and str(err.value)

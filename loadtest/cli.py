@@ -148,7 +148,9 @@ def measure(args: argparse.Namespace, stack: Stack, entrants: list[tuple[str, st
     fleet_rows: list[dict[str, Any]] = []
     probe_rows: list[dict[str, Any]] = []
     notes: list[str] = list(stack.notes)
-    spectators = _spectator_note(args, stack, notes)
+    swarm_result: dict[str, Any] = {}
+    swarm = _start_swarm(args, stack, probe_rows, notes, swarm_result)
+    known = {s.pid for s in stack.services} | {p.pid for p in procs} | {probe.pid}
     prof: dict[str, Any] = {}
     profiler: threading.Thread | None = None
     began = time.time()
@@ -159,6 +161,8 @@ def measure(args: argparse.Namespace, stack: Stack, entrants: list[tuple[str, st
         if time.time() >= next_line:
             next_line += args.progress_s
             _progress(time.time() - began, fleet_rows, probe_rows, sampler)
+        if swarm is not None:
+            _watch_new_children(sampler, known)  # type: ignore[arg-type]
         dead = stack.check_alive()
         if dead:
             notes.append("died during the run: " + ", ".join(dead))
@@ -167,7 +171,8 @@ def measure(args: argparse.Namespace, stack: Stack, entrants: list[tuple[str, st
         if (profiler is None and args.profile_s > 0
                 and time.time() >= began + max(0.0, args.duration - args.profile_s - 2)):
             profiler = _start_profile(stack, sampler, probe_rows, out, args.profile_s, prof)
-        if all(not p.is_alive() for p in procs) and not probe.is_alive():
+        if (all(not p.is_alive() for p in procs) and not probe.is_alive()
+                and (swarm is None or not swarm.is_alive())):
             break
         time.sleep(0.5)
     for p in [*procs, probe]:
@@ -176,15 +181,18 @@ def measure(args: argparse.Namespace, stack: Stack, entrants: list[tuple[str, st
             p.terminate()
     _drain(fleet_q, fleet_rows)
     _drain(probe_q, probe_rows)
+    if swarm is not None:
+        swarm.join(timeout=40)
     if profiler is not None:
         profiler.join(timeout=args.profile_s + 60)
     sampler.stop()
     config = {"command": command, "runners": len(entrants), "interval": interval,
-              "spectators": args.spectators if spectators else 0, "duration": args.duration,
+              "spectators": args.spectators if swarm is not None else 0, "duration": args.duration,
               "batch_share": args.batch_share, "fleet_processes": len(procs),
               "stages": [s.name for s in stack.services], "cpus": os.cpu_count()}
     summary = write_report(out, {"config": config, "fleet": fleet_rows, "probe": probe_rows,
                                  "samples": sampler.samples, "profile": prof or None,
+                                 "spectators": swarm_result,
                                  "notes": notes})
     print(f"report: {out / 'report.md'}", flush=True)
     return summary
@@ -214,18 +222,69 @@ def _progress(elapsed: float, fleet_rows: list[dict[str, Any]],
           f"{ping['p99']} ms, runner-updates p99 {upd['p99']} ms | CPU {cpu}", flush=True)
 
 
-def _spectator_note(args: argparse.Namespace, stack: Stack, notes: list[str]) -> bool:
-    """Whether spectators run; otherwise say why in the notes."""
+def _start_swarm(args: argparse.Namespace, stack: Stack, rows: list[dict[str, Any]],
+                 notes: list[str], result: dict[str, Any]) -> threading.Thread | None:
+    """Start the spectator swarm in a thread when it can run; otherwise say why.
+
+    Each second's end-to-end latencies (fix sent -> row seen on a socket) join ``rows``
+    as ``spectator_ms``; the swarm's own summary lands in ``result``.
+    """
     if args.spectators <= 0:
-        return False
-    if stack.service("broadcast") is None:
+        return None
+    broadcast = stack.service("broadcast")
+    try:
+        from loadtest.swarm import run_swarm
+        from loadtest.swarm_histogram import bucket_value
+    except ImportError:
+        notes.append("the spectator swarm (loadtest.swarm.run_swarm) is not in this "
+                     "version: the spectator side is off")
+        print(notes[-1], flush=True)
+        return None
+    if broadcast is None:
         notes.append(f"{args.spectators} spectators asked, but no broadcaster runs: "
                      "the spectator side is off")
-    else:
-        notes.append("the spectator swarm is not wired into this version: the spectator "
-                     "side is off")
-    print(notes[-1], flush=True)
-    return False
+        print(notes[-1], flush=True)
+        return None
+    processes = 2
+    start_wall = time.time() + 1.0 + 0.3 * processes  # as run_swarm sets its start
+
+    def on_second(stats: Any) -> None:
+        hist = stats.tally.e2e
+        values = [round(bucket_value(b), 1) for b, c in hist.counts.items() for _ in range(c)]
+        rows.append({"second": int(start_wall) + stats.second, "spectator_ms": values})
+        result["open"] = stats.tally.open
+
+    def work() -> None:
+        try:
+            res = run_swarm(f"ws://127.0.0.1:{broadcast.ports['ws']}/",
+                            f"standings:{stack.race_dir.name}", clients=args.spectators,
+                            processes=processes, duration_s=args.duration,
+                            parse_every=max(100, args.spectators // 10),
+                            on_second=on_second)
+            result.update(res.to_dict(first=min(5, len(res.seconds))))
+        except Exception as exc:  # reported, the fleet's figures still stand
+            result["error"] = f"{type(exc).__name__}: {exc}"
+
+    t = threading.Thread(target=work, name="swarm", daemon=True)
+    t.start()
+    return t
+
+
+def _watch_new_children(sampler: Sampler, known: set[int]) -> None:
+    """Sample the swarm's worker processes too, once they exist."""
+    import psutil
+
+    for child in psutil.Process().children():
+        if child.pid in known:
+            continue
+        known.add(child.pid)
+        try:
+            cmd = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if "multiprocessing" in cmd and "resource_tracker" not in cmd:
+            sampler.watch(f"swarm-{len([k for k in sampler.names() if 'swarm' in k])}",
+                          child.pid, "load")
 
 
 def _start_profile(stack: Stack, sampler: Sampler, probe_rows: list[dict[str, Any]],

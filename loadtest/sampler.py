@@ -42,6 +42,10 @@ class Sampler(threading.Thread):
         with self._lock:
             self._procs[name] = (role, p)
 
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._procs)
+
     def run(self) -> None:
         while not self._halt.wait(self.period_s):
             t = time.time()

@@ -70,12 +70,14 @@ class Follower:
 
     async def _partitions(self, topic: str) -> set[int]:
         assert self.consumer is not None
-        await self.consumer.topics()  # refreshes metadata
-        parts = self.consumer.partitions_for_topic(topic)
-        if not parts:
-            raise RuntimeError(f"topic {topic} does not exist: create the topics with "
-                               "'zegama-live kafka start' or 'zegama-live topics create'")
-        return parts
+        for _ in range(20):  # a topic just created takes a moment to show in the metadata
+            cluster = await self.consumer._client.fetch_all_metadata()  # noqa: SLF001
+            parts = cluster.partitions_for_topic(topic)
+            if parts:
+                return set(parts)
+            await asyncio.sleep(0.25)
+        raise RuntimeError(f"topic {topic} does not exist: create the topics with "
+                           "'zegama-live kafka start' or 'zegama-live topics create'")
 
     async def _latest_snapshots(self, tp: TopicPartition) -> int:
         """The offset to start ``standings.v1`` at: the oldest of the races' latest snapshots."""

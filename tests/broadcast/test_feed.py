@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from broadcast_records import MINI, RaceRecords
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -19,7 +20,6 @@ from broadcast.feed import Feed
 from broadcast.metrics import BroadcastMetrics
 from broadcast.ratelimit import RateLimiter
 from broadcast.views import RaceView
-from broadcast_records import MINI, RaceRecords
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi" / "feed.json"
 SPEC = json.loads(SPEC_PATH.read_text())

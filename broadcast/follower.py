@@ -71,7 +71,7 @@ class Follower:
     async def _partitions(self, topic: str) -> set[int]:
         assert self.consumer is not None
         for _ in range(20):  # a topic just created takes a moment to show in the metadata
-            cluster = await self.consumer._client.fetch_all_metadata()  # noqa: SLF001
+            cluster = await self.consumer._client.fetch_all_metadata()
             parts = cluster.partitions_for_topic(topic)
             if parts:
                 return set(parts)

@@ -31,7 +31,10 @@ export function normaliseCourse(doc) {
   const checkpoints = (doc.checkpoints || []).map((c) => ({
     ...c, km: c.km ?? (c.m !== undefined ? c.m / 1000 : 0),
   }));
-  return { points, length, checkpoints, dangerZones: doc.danger_zones || doc.dangerZones || [] };
+  const dangerZones = (doc.danger_zones || []).map((z) => ({
+    ...z, km_from: z.km_from ?? z.from_km, km_to: z.km_to ?? z.to_km,
+  }));
+  return { points, length, checkpoints, dangerZones, climb: doc.climb_m ?? null };
 }
 
 /** Index of the last point at or before ``d`` metres (binary search). */

@@ -23,10 +23,11 @@ export function km(metres, digits = 1) {
   return `${(metres / 1000).toFixed(digits)} km`;
 }
 
-/** Wall-clock "HH:MM" of an epoch-ms time in the race's time zone (the browser's if none). */
-export function wallClock(ms, timeZone) {
+/** Wall-clock "HH:MM" (or "HH:MM:SS") of an epoch-ms time in the race's time zone (the browser's if none). */
+export function wallClock(ms, timeZone, { seconds = false } = {}) {
   if (ms === null || ms === undefined) return "";
   const opts = { hour: "2-digit", minute: "2-digit", hour12: false };
+  if (seconds) opts.second = "2-digit";
   if (timeZone) opts.timeZone = timeZone;
   try {
     return new Intl.DateTimeFormat("en-GB", opts).format(new Date(ms));

@@ -4,7 +4,7 @@
 import { Board } from "./board.js";
 import { cardHtml } from "./card.js";
 import { CourseMap, normaliseCourse, Profile } from "./course.js";
-import { esc, gap, clock, leaderGap, lastSeen, STALE_S, STATUS_LABEL } from "./format.js";
+import { clock, esc, gap, lastSeen, leaderGap, STALE_S, STATUS_LABEL, wallClock } from "./format.js";
 import { Live, racesOf, websocketUrl } from "./live.js";
 import { getJson, raceClock, showError, showStatus, setupRaceSelect } from "./page.js";
 
@@ -114,7 +114,8 @@ function render() {
   renderCard();
   const b = state.board;
   $("#followed-count").textContent = state.followed.size ? `(${state.followed.size})` : "";
-  $("#updated").textContent = b.generatedMs ? `Updated ${new Date(b.generatedMs).toLocaleTimeString()}` : "";
+  $("#updated").textContent = b.generatedMs
+    ? `Standings at ${wallClock(b.generatedMs, state.timeZone, { seconds: true })}` : "";
 }
 
 function renderBoard() {
@@ -267,9 +268,12 @@ async function main() {
 }
 
 function courseFacts(course) {
-  let climb = 0;
-  for (let i = 1; i < course.points.length; i += 1) {
-    climb += Math.max(0, course.points[i].ele - course.points[i - 1].ele);
+  let climb = course.climb;
+  if (climb === null) {  // an older server: sum the rises between the drawn points
+    climb = 0;
+    for (let i = 1; i < course.points.length; i += 1) {
+      climb += Math.max(0, course.points[i].ele - course.points[i - 1].ele);
+    }
   }
   return `${(course.length / 1000).toFixed(1)} km · ${Math.round(climb).toLocaleString("en")} m climb`
     + ` · ${course.checkpoints.length} checkpoints`;

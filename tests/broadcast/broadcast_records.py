@@ -36,6 +36,7 @@ class RaceRecords:
 
     def __init__(self, folder: Path, seed: int = 7, tick_ms: int = 20_000,
                  snapshot_every: int = 5) -> None:
+        self.race_dir = folder
         self.race = load_race(folder)
         sim = simulate(self.race, np.random.default_rng(seed),
                        SimOptions(runners=len(self.race.entrants), incidents=True))

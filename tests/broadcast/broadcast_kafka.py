@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 import websockets
 from aiokafka import AIOKafkaProducer
+from broadcast_records import race_copy
 
 from broadcast.app import Broadcaster
 from broadcast.settings import BroadcastSettings
-from broadcast_records import race_copy
 
 FEED_KEY = "k-media-0123456789"
 TOKEN = "t-maite-0123456789"

@@ -10,11 +10,19 @@ import time
 import pytest
 import websockets
 from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from broadcast_client import ClientChannel
-from broadcast_kafka import TOKEN, produce, producer, receive, running, send, settings_for, \
-    unique_race
+from broadcast_kafka import (
+    TOKEN,
+    produce,
+    producer,
+    receive,
+    running,
+    send,
+    settings_for,
+    unique_race,
+)
 from broadcast_records import RaceRecords
+
 from zegama_live.topics import CONTROL, STANDINGS
 
 pytestmark = pytest.mark.integration

@@ -96,8 +96,11 @@ def run(args: argparse.Namespace) -> int:
             summary = measure(args, stack, entrants[:n], interval, start_ms, step_out,
                               command + ("" if not args.find_limit else f"  # step {n}"))
             p99 = summary["end_to_end"]["p99"]
+            sp = summary["spectators"]
+            spectator_errors = bool(sp.get("error") or sp.get("connect_failures")
+                                    or sp.get("disconnects") or sp.get("worker_failures"))
             ok = (not summary["errors"] and p99 is not None and p99 <= LIMIT_P99_MS
-                  and summary["behind"] == 0)
+                  and summary["behind"] == 0 and not spectator_errors)
             print(f"== {n} runners every {interval:g} s: e2e p99 {p99} ms, errors "
                   f"{summary['errors'] or 'none'}: {'held' if ok else 'did not hold'}",
                   flush=True)
@@ -217,9 +220,11 @@ def _progress(elapsed: float, fleet_rows: list[dict[str, Any]],
     probe = merge_seconds(probe_rows)[-5:]
     ping = percentiles([v for r in probe for v in r.get("pings_ms", [])])
     upd = percentiles([v for r in probe for v in r.get("updates_ms", [])])
+    spec = percentiles([v for r in probe for v in r.get("spectator_ms", [])])
     cpu = " ".join(f"{n}={s['cpu']:.0f}%" for n, s in sorted(sampler.latest().items()))
-    print(f"[{elapsed:5.0f} s] {fixes:7.1f} fixes/s, errors {errors}, pings.v1 p99 "
-          f"{ping['p99']} ms, runner-updates p99 {upd['p99']} ms | CPU {cpu}", flush=True)
+    print(f"[{elapsed:5.0f} s] {fixes:7.1f} fixes/s, errors {errors} | p99 ms: pings.v1 "
+          f"{ping['p99']}, runner-updates {upd['p99']}, spectators {spec['p99']} | CPU {cpu}",
+          flush=True)
 
 
 def _start_swarm(args: argparse.Namespace, stack: Stack, rows: list[dict[str, Any]],

@@ -187,7 +187,7 @@ def render_markdown(s: dict[str, Any]) -> str:
               f"{s['fixes_accepted']} of {s['fixes_sent']} fixes accepted; errors "
               f"{s['errors'] or 'none'}; not sent (generator behind): {s['behind']}.", ""]
     if s["spectators"]:
-        lines += [f"Spectators: {s['spectators']}", ""]
+        lines += [spectator_line(s["spectators"]), ""]
     lines += ["| process | mean CPU % of a core | peak CPU % (3 s) | max RSS MB |",
               "|---|---|---|---|"]
     for name in sorted(s["cpu_mean"]):
@@ -206,6 +206,25 @@ def render_markdown(s: dict[str, Any]) -> str:
         lines += ["Notes:", *[f"- {n}" for n in s["notes"]], ""]
     lines += [f"![{name}]({name})" for name in s.get("plots", [])]
     return "\n".join(lines) + "\n"
+
+
+def spectator_line(sp: dict[str, Any]) -> str:
+    """One sentence on the spectator swarm's summary (``SwarmResult.to_dict``)."""
+    if "error" in sp:
+        return f"Spectators: the swarm failed: {sp['error']}."
+    tick = sp.get("tick_latency_ms") or {}
+
+    def ms(v: Any) -> str:
+        return "-" if v is None or v != v else f"{v:.0f}"  # v != v: NaN, nothing measured
+
+    return (f"Spectators: {sp.get('open_at_end')} of {sp.get('clients')} connected at the end "
+            f"({sp.get('processes')} swarm processes); {sp.get('frames_per_s', 0):.0f} frames/s, "
+            f"{sp.get('bytes_per_s', 0) / 1e6:.2f} MB/s fanned out; broadcast tick to client "
+            f"p50 {ms(tick.get('p50'))} ms, p99 {ms(tick.get('p99'))} ms; connect failures "
+            f"{sp.get('connect_failures') or 'none'}, disconnects "
+            f"{sp.get('disconnects') or 'none'}, "
+            f"error frames {sp.get('error_frames', 0)}, worker failures "
+            f"{sp.get('worker_failures') or 'none'}.")
 
 
 def _plots(out: Path, run: dict[str, Any], s: dict[str, Any]) -> list[str]:

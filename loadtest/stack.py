@@ -110,12 +110,20 @@ class Stack:
             elif not stage_available(stage):
                 self.notes.append(f"{stage}: not in this version of zegama-live, left out")
             else:
-                try:
-                    self._start_stage(stage)
-                except StackError as exc:  # a stage still being built must not stop the run
+                self._start_optional(stage)
+
+    def _start_optional(self, stage: str, attempts: int = 2) -> None:
+        """Start a stage, once more after a failure; a stage still failing is left out."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start_stage(stage)
+                return
+            except StackError as exc:  # a stage still being built must not stop the run
+                if self.services[-1].name == stage:
+                    self._stop_one(self.services.pop())
+                if attempt == attempts:
                     self.notes.append(f"{stage}: left out, it did not start: {exc}")
-                    if self.services[-1].name == stage:
-                        self._stop_one(self.services.pop())
+                time.sleep(3)
 
     def _start_stage(self, stage: str) -> None:
         """Start the processors or the broadcaster with the flags its ``--help`` offers."""

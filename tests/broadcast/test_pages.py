@@ -13,6 +13,7 @@ import asyncio
 import shutil
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ TOKEN = "pages-test-token"
 TICK_MS = 30_000
 WAIT_MS = 15_000
 KINDS_JS = "els => els.map(e => e.dataset.kind)"
+BIBS_JS = "els => els.map(e => e.dataset.bib)"
 # Keeps what the page sends on its websocket, for the resume assertions.
 RECORD_SENT_JS = """
 window.__sent = [];
@@ -249,6 +251,12 @@ def watch_console(page: Page) -> list[str]:
     return errors
 
 
+def plain(text: str) -> str:
+    """Lower case without accents, as the page's search compares names."""
+    return "".join(c for c in unicodedata.normalize("NFD", text)
+                   if not unicodedata.combining(c)).lower()
+
+
 def gap_text(seconds: float) -> str:
     """The page's gap format: +m:ss under an hour, +h:mm:ss from an hour."""
     s = round(abs(seconds))
@@ -293,8 +301,14 @@ def test_spectator_page_renders_and_updates_live(live: Live) -> None:
         page.wait_for_function(
             f"document.querySelectorAll('#map .runner').length === {on_course}", timeout=WAIT_MS)
         # Search, follow (kept in localStorage), and the runner card of the moved runner.
-        page.fill("#search", moved["name"].split()[0])
-        assert page.locator(f"#leaderboard tr[data-bib='{moved['bib']}']").count() == 1
+        query = moved["name"].split()[0].upper()  # any case, any accents
+        expected = [r["bib"] for r in b1["runners"] if plain(query) in plain(r["name"])]
+        page.fill("#search", query)
+        page.wait_for_function("document.querySelectorAll('#leaderboard tbody tr').length === "
+                               f"{len(expected)}", timeout=WAIT_MS)
+        shown = page.eval_on_selector_all("#leaderboard tbody tr", BIBS_JS)
+        assert moved["bib"] in shown and sorted(shown) == sorted(expected)
+        assert len(expected) < len(b1["runners"])
         page.fill("#search", "")
         page.click(f"#leaderboard tr[data-bib='{moved['bib']}'] .follow-btn")
         saved = page.evaluate(f"localStorage.getItem('zegama-live:followed:{rec.race_id}')")
@@ -355,9 +369,15 @@ def test_control_page_alerts_acknowledge_and_dnf(live: Live) -> None:
         assert page.locator("#last-runners tbody tr").count() >= 1
         # A filter shows only its kind (and SOS).
         page.click("[data-filter=stopped]")
+        page.wait_for_function("[...document.querySelectorAll('#alert-list .alert')]"
+                               ".every(e => ['stopped', 'sos'].includes(e.dataset.kind))",
+                               timeout=WAIT_MS)
         shown = page.eval_on_selector_all("#alert-list .alert", KINDS_JS)
-        assert shown and set(shown) <= {"stopped", "sos"}
+        assert shown.count("stopped") == sum(1 for a in open_first if a["kind"] == "stopped")
         page.click("[data-filter=all]")
+        page.wait_for_function(
+            f"document.querySelectorAll('#alert-list .alert').length === {len(open_first)}",
+            timeout=WAIT_MS)
         page.evaluate("window.__notReloaded = true")
 
         # A new alert produced to Kafka shows up live: the weather alert's danger-zone alerts.

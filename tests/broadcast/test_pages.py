@@ -300,6 +300,13 @@ def test_spectator_page_renders_and_updates_live(live: Live) -> None:
                         and r["status"] in ("running", "finished"))
         page.wait_for_function(
             f"document.querySelectorAll('#map .runner').length === {on_course}", timeout=WAIT_MS)
+        # A runner not heard from for a while is shown "last seen N min ago".
+        t1 = b1["generated_ms"]
+        stale = next(r for r in b1["runners"] if r["status"] == "running"
+                     and r["last_fix_ms"] is not None and t1 - r["last_fix_ms"] > 180_000)
+        minutes = (t1 - stale["last_fix_ms"]) // 60_000
+        seen = page.locator(f"#leaderboard tr[data-bib='{stale['bib']}'] .seen").inner_text()
+        assert seen in (f"last seen {minutes} min ago", f"last seen {minutes + 1} min ago")
         # Search, follow (kept in localStorage), and the runner card of the moved runner.
         query = moved["name"].split()[0].upper()  # any case, any accents
         expected = [r["bib"] for r in b1["runners"] if plain(query) in plain(r["name"])]
@@ -411,6 +418,13 @@ def test_control_page_alerts_acknowledge_and_dnf(live: Live) -> None:
                        (CONTROL_LOG, rec.race_id.encode(), log)])
         page.locator(f".alert[data-alert-id='{alert_id}'] .acked").wait_for(timeout=WAIT_MS)
         assert page.locator(f"#command-log li[data-id='{cmd['id']}']").inner_text().count("applied")
+
+        # The weather alert off again: a command, the zone's state from the stream only.
+        zone = page.locator("#zone-list .zone").first
+        zone.locator("[data-weather]").click()
+        weather = stack.control_records(rec.race_id, lambda r: r.get("op") == "weather")
+        assert weather["on"] is False and weather["zone"] == zone.get_attribute("data-zone")
+        assert "ON" in zone.locator(".weather-state").inner_text()
 
         # DNF with a reason.
         bib = rec.board1["runners"][-1]["bib"]

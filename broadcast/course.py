@@ -21,9 +21,10 @@ def course_payload(race: Race, points: int = POINTS) -> dict[str, Any]:
     """The JSON body of ``GET /api/v1/races/{race}/course``."""
     course = race.course
     n = len(course.dist)
-    # The course point nearest each of ``points`` evenly spaced distances.
-    targets = np.linspace(0.0, course.length_m, min(points, n))
-    idx = np.unique(np.clip(np.searchsorted(course.dist, targets), 0, n - 1))
+    idx = np.arange(n)
+    if n > points:  # the first course point at or past each of ``points`` even distances
+        targets = np.linspace(0.0, course.length_m, points)
+        idx = np.unique(np.clip(np.searchsorted(course.dist, targets), 0, n - 1))
     dist, ele = course.profile(PROFILE_STEP_M)
     ascent, descent = course.total_climb()
     return {

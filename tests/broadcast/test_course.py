@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 from broadcast.course import course_payload, race_summary
@@ -17,7 +18,7 @@ def test_the_course_is_downsampled_to_about_500_points_start_to_finish() -> None
     assert 400 <= len(dist) <= 500 < len(race.course.dist)
     assert dist[0] == 0.0 and dist[-1] == round(race.course.length_m, 1)
     assert dist == sorted(dist)
-    steps = [b - a for a, b in zip(dist, dist[1:], strict=False)]
+    steps = [b - a for a, b in pairwise(dist)]
     assert max(steps) < 3 * race.course.length_m / 500  # evenly spread, no long gap
     assert body["climb_m"] == 2736.0
     assert [c["id"] for c in body["checkpoints"]] == [c.id for c in race.checkpoints]

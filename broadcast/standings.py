@@ -24,12 +24,16 @@ class Board:
         self.seq = 0  # the last applied standings record
         self.waiting = True  # no snapshot yet, or an update was missed
         self.skipped = 0  # duplicates and updates applied to nothing
+        self.last_update: Json | None = None  # the update the last "update" applied
 
     def apply(self, record: Json) -> str | None:
         """Apply one ``standings.v1`` record; return ``"snapshot"``, ``"update"`` or None.
 
         None means the record changed nothing (duplicate, or an update while waiting for
-        a snapshot). Raises ValueError naming a field that is missing or mistyped.
+        a snapshot). A snapshot of a board already in step is applied as the update from
+        the held board to it (``last_update``), so clients get a small diff rather than
+        the whole board every few seconds. Raises ValueError naming a field that is
+        missing or mistyped.
         """
         seq = _int(record, "seq")
         kind = record.get("type")
@@ -40,8 +44,13 @@ class Board:
             board = record.get("board")
             if not isinstance(board, dict) or not isinstance(board.get("runners"), list):
                 raise ValueError("standings snapshot lacks 'board' with 'runners'")
-            self.board, self.seq, self.waiting = board, seq, False
-            return "snapshot"
+            held, base = self.board, self.seq
+            self.board, self.seq = board, seq
+            if self.waiting or held is None:
+                self.waiting = False
+                return "snapshot"
+            self.last_update = diff(held, board, base, seq)
+            return "update"
         if kind != "update":
             raise ValueError(f"standings record type {kind!r} is not 'snapshot' or 'update'")
         if self.waiting or self.board is None or _int(record, "base_seq") != self.seq:
@@ -50,6 +59,7 @@ class Board:
             return None
         self.board = apply_update(self.board, record)
         self.seq = seq
+        self.last_update = record
         return "update"
 
 
@@ -70,6 +80,20 @@ def apply_update(board: Json, update: Json) -> Json:
     if "finishers" in update:
         out["finishers"] = update["finishers"]
     return out
+
+
+def diff(old: Json, new: Json, base_seq: int, seq: int) -> Json:
+    """The standings update that turns board ``old`` into board ``new``."""
+    old_rows = {r["bib"]: r for r in old["runners"]}
+    old_cps = {c["id"]: c for c in old.get("checkpoints", [])}
+    update = {"race": new.get("race"), "seq": seq, "base_seq": base_seq,
+              "generated_ms": new.get("generated_ms"), "leader": new.get("leader"),
+              "order": [r["bib"] for r in new["runners"]],
+              "rows": [r for r in new["runners"] if old_rows.get(r["bib"]) != r],
+              "checkpoints": [c for c in new.get("checkpoints", []) if old_cps.get(c["id"]) != c]}
+    if new.get("finishers") != old.get("finishers"):
+        update["finishers"] = new.get("finishers")
+    return update
 
 
 def merge_updates(first: Json, later: Json) -> Json:

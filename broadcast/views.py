@@ -86,8 +86,10 @@ class RaceView:
         if kind == "snapshot":
             p.snapshot, p.update = True, None
             return True
-        p.update = record if p.update is None else merge_updates(p.update, record)
-        p.checkpoints.update(cp["id"] for cp in record.get("checkpoints", []))
+        update = self.board.last_update
+        assert update is not None
+        p.update = update if p.update is None else merge_updates(p.update, update)
+        p.checkpoints.update(cp["id"] for cp in update.get("checkpoints", []))
         return True
 
     def _runner(self, record: Json) -> bool:

@@ -110,6 +110,20 @@ def saturated_first(samples: list[dict[str, Any]], probe: list[dict[str, Any]]) 
             "peak_cpu": peak, "mean_cpu": mean}
 
 
+def machine_share(samples: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Mean CPU (% of one core) of the whole machine, of this run's processes, and of
+    everything else running beside them, with the mean 1-minute load average."""
+    machine = [s for s in samples if s.get("role") == "machine"]
+    if not machine:
+        return {"total": None, "ours": None, "others": None, "load1": None}
+    secs = len(machine)
+    total = sum(s["cpu"] for s in machine) / secs
+    ours = sum(s["cpu"] for s in samples if s.get("role") in ("under test", "load")) / secs
+    return {"total": round(total, 1), "ours": round(ours, 1),
+            "others": round(max(0.0, total - ours), 1),
+            "load1": round(sum(s.get("load1", 0.0) for s in machine) / secs, 2)}
+
+
 def summarize(run: dict[str, Any]) -> dict[str, Any]:
     """The report's figures from the run's collected values (see ``write_report``)."""
     fleet, probe = merge_seconds(run["fleet"]), merge_seconds(run["probe"])
@@ -139,6 +153,7 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
                      for n, s in cpu_by_process(run["samples"]).items()},
         "rss_max_mb": {n: max(s["rss_mb"] for s in run["samples"] if s["name"] == n)
                        for n in {s["name"] for s in run["samples"]}},
+        "machine": machine_share(run["samples"]),
         "profile": run.get("profile"), "notes": run.get("notes", []),
         "series": {"latency": series,
                    "throughput": [{"second": r["second"], "fixes": r.get("accepted", 0),
@@ -194,6 +209,11 @@ def render_markdown(s: dict[str, Any]) -> str:
         peak = sat["peak_cpu"].get(name)
         lines.append(f"| {name} | {s['cpu_mean'][name]} | {_fmt(peak)} | "
                      f"{s['rss_max_mb'][name]} |")
+    m = s.get("machine") or {}
+    if m.get("total") is not None:
+        lines += ["", f"Machine ({c.get('cpus')} cores): {m['total']}% of a core in use on "
+                  f"average, {m['ours']}% by this run's processes, **{m['others']}% by other "
+                  f"processes** beside them; 1-minute load average {m['load1']}."]
     lines += ["", f"Saturated first: **{sat['process']}** "
               f"({'saturated' if sat['saturated'] else 'not saturated'}): {sat['why']}.", ""]
     prof = s.get("profile")

@@ -19,6 +19,7 @@ import orjson
 import psutil
 
 PROBE_TOPICS = ("pings.v1", "runner-updates.v1")
+MACHINE = "machine"  # the sample name of the whole machine's CPU and memory
 
 
 class Sampler(threading.Thread):
@@ -47,8 +48,15 @@ class Sampler(threading.Thread):
             return list(self._procs)
 
     def run(self) -> None:
+        cores = psutil.cpu_count() or 1
+        psutil.cpu_percent(None)
         while not self._halt.wait(self.period_s):
             t = time.time()
+            # the whole machine, in the same unit (% of one core): shows what else ran
+            self.samples.append({"t": round(t, 3), "name": MACHINE, "role": "machine",
+                                 "cpu": round(psutil.cpu_percent(None) * cores, 1),
+                                 "rss_mb": round(psutil.virtual_memory().used / 2**20, 1),
+                                 "load1": round(psutil.getloadavg()[0], 2)})
             with self._lock:
                 procs = list(self._procs.items())
             for name, (role, p) in procs:

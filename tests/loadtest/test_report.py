@@ -81,3 +81,12 @@ def test_write_report_writes_json_markdown_and_plots(tmp_path: Path) -> None:
     for name in summary["plots"]:
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert len(summary["plots"]) == 4
+
+
+def test_machine_share_separates_other_processes_from_ours() -> None:
+    s = samples("ingest", [50.0, 50.0]) + [
+        {"t": 100.0 + i, "name": "machine", "role": "machine", "cpu": 150.0, "rss_mb": 1.0,
+         "load1": 3.0} for i in range(2)]
+    m = report.machine_share(s)
+    assert m == {"total": 150.0, "ours": 50.0, "others": 100.0, "load1": 3.0}
+    assert report.machine_share(samples("ingest", [1.0]))["others"] is None

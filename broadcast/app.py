@@ -24,6 +24,7 @@ from broadcast.ratelimit import RateLimiter
 from broadcast.settings import BroadcastSettings
 from broadcast.views import RaceView
 from broadcast.web import build_http_app
+from race_engine.model import Race
 from race_engine.racefolder import load_race
 
 log = logging.getLogger("broadcast")
@@ -35,7 +36,7 @@ class Broadcaster:
     def __init__(self, settings: BroadcastSettings) -> None:
         """Load the race folders. Raises ValueError (from the race folder) naming what is wrong."""
         self.settings = settings
-        self.races = {}
+        self.races: dict[str, Race] = {}
         for folder in settings.races:
             race = load_race(folder)
             if race.id in self.races:
@@ -70,8 +71,8 @@ class Broadcaster:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.http_port)
         await site.start()
-        server = site._server
-        self.http_port = server.sockets[0].getsockname()[1] if server else self.settings.http_port
+        sockets = getattr(site._server, "sockets", None)  # how a port-0 binding is learnt
+        self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
         log.info("broadcasting %s: HTTP on %s:%d, websocket on %s:%d, Kafka %s",
                  ", ".join(self.races), self.settings.host, self.http_port, self.settings.host,
                  self.ws_port, self.settings.bootstrap)

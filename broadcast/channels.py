@@ -189,8 +189,8 @@ class CheckpointChannel(Channel):
 
     def snapshot_data(self) -> Json:
         board = self.view.board.board or {}
-        entry = next((cp for cp in board.get("checkpoints", []) if cp["id"] == self.checkpoint),
-                     {"id": self.checkpoint, "km": None, "splits": []})
+        found = [cp for cp in board.get("checkpoints", []) if cp["id"] == self.checkpoint]
+        entry: Json = found[0] if found else {"id": self.checkpoint, "km": None, "splits": []}
         return {"generated_ms": board.get("generated_ms"), "checkpoint": entry}
 
     def update(self, pending: Pending) -> tuple[str, Json] | None:

@@ -72,6 +72,7 @@ class WebsocketServer:
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     async def start(self) -> int:
         """Listen and start the tick and heartbeat loops; return the bound port."""
@@ -85,6 +86,7 @@ class WebsocketServer:
 
     async def stop(self) -> None:
         """Close every connection (1001) and stop listening."""
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -112,7 +114,7 @@ class WebsocketServer:
         finally:
             if conn.closing:
                 reason = "slow"
-            elif ws.close_code == 1001 and ws.close_rcvd is None:
+            elif self._stopping:
                 reason = "shutdown"
             self.hub.drop(conn)
             self.connections.discard(conn)
@@ -183,7 +185,8 @@ class WebsocketServer:
 
     async def _command(self, conn: Connection, req: dict[str, Any]) -> None:
         race = req.get("race")
-        name = conn.control.get(race) if isinstance(race, str) else None
+        race = race if isinstance(race, str) else ""
+        name = conn.control.get(race)
         if name is None or f"control:{race}" not in conn.subs:
             conn.error("not_subscribed", "send commands on a connection subscribed to "
                        f"control:{race} with a valid token")

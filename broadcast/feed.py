@@ -174,7 +174,7 @@ def runner_body(view: RaceView, bib: str) -> Json:
 
 def checkpoint_body(view: RaceView, cid: str) -> Json:
     board = view.board.board or {}
-    entry = next((cp for cp in board.get("checkpoints", []) if cp["id"] == cid),
+    entry: Json = next((cp for cp in board.get("checkpoints", []) if cp["id"] == cid),
                  {"id": cid, "km": None, "splits": []})
     return {"race": view.id, "seq": view.board.seq, "generated_ms": board.get("generated_ms"),
             "checkpoint": entry}

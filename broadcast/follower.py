@@ -24,6 +24,10 @@ from zegama_live.topics import ALERTS, CONTROL_LOG, RUNNER_UPDATES, STANDINGS
 log = logging.getLogger("broadcast.follower")
 FOLLOWED = (STANDINGS, RUNNER_UPDATES, ALERTS, CONTROL_LOG)
 SCAN_STEP = 500  # standings records read per step backwards
+# A race without a snapshot among the latest SCAN_LIMIT standings records (one not
+# started yet, or not published for a long time) waits for its next snapshot rather
+# than making every start read a whole race day of other races' records.
+SCAN_LIMIT = 50_000
 
 
 class Follower:
@@ -86,7 +90,7 @@ class Follower:
         end = self._ends[tp]
         found: dict[str, int] = {}
         hi = end
-        while hi > begin and len(found) < len(self.views):
+        while hi > begin and len(found) < len(self.views) and end - hi < SCAN_LIMIT:
             lo = max(begin, hi - SCAN_STEP)
             for offset, race in await self._snapshots_between(tp, lo, hi):
                 if race not in found or offset > found[race]:

@@ -145,7 +145,8 @@ class RaceView:
         """Open alerts, most urgent first (kind order, then raise time)."""
         rank = {k: i for i, k in enumerate(ALERT_ORDER)}
         return sorted(self.alerts.values(),
-                      key=lambda a: (rank.get(a.get("kind"), len(rank)), a.get("raised_ms") or 0))
+                      key=lambda a: (rank.get(str(a.get("kind")), len(rank)),
+                                     a.get("raised_ms") or 0))
 
     def runner_state(self, bib: str) -> Json:
         """What race control sees of a runner: status, rank, position, last seen."""

@@ -297,9 +297,11 @@ def _start_profile(stack: Stack, sampler: Sampler, probe_rows: list[dict[str, An
     """Profile the process saturated first so far (or the busiest) in a thread."""
     from loadtest.profile import profile
 
-    verdict = saturated_first(sampler.samples, merge_seconds(probe_rows))
+    verdict = saturated_first(sampler.samples, merge_seconds(probe_rows), os.cpu_count())
     name = verdict["process"]
     service = stack.service(name) if isinstance(name, str) else None
+    if isinstance(name, str) and name.startswith("consumer group"):
+        service = stack.service("process")  # the processors are the group that lags
     if service is None or service.name == "broker":
         python = [s for s in stack.services if s.name != "broker"]
         service = max(python, key=lambda s: verdict["mean_cpu"].get(s.name, 0.0))
@@ -307,8 +309,9 @@ def _start_profile(stack: Stack, sampler: Sampler, probe_rows: list[dict[str, An
     def work() -> None:
         result.update(profile(service.name, service.pid, out / "profile", seconds))
         if name != service.name:
-            result["message"] = (f"{name} is not a Python process; profiled the busiest "
-                                 f"Python process instead. " + result.get("message", ""))
+            result["message"] = (f"{name} cannot be profiled with py-spy; profiled the "
+                                 "busiest Python process under test instead. "
+                                 + result.get("message", ""))
 
     t = threading.Thread(target=work, name="profile", daemon=True)
     t.start()

@@ -71,12 +71,14 @@ def cpu_by_process(samples: list[dict[str, Any]]) -> dict[str, list[tuple[float,
     return dict(out)
 
 
-def saturated_first(samples: list[dict[str, Any]], probe: list[dict[str, Any]]) -> dict[str, Any]:
+def saturated_first(samples: list[dict[str, Any]], probe: list[dict[str, Any]],
+                    cores: int | None = None) -> dict[str, Any]:
     """Which process under test saturated first, and the evidence.
 
     A process saturates when its CPU, averaged over 3 s, reaches SATURATED_CPU percent
     of a core; the earliest wins. Without one, a consumer group whose lag grew through
-    the run is named; otherwise the busiest process, marked as not saturated.
+    the run is named; then the machine itself when its ``cores`` were all busy (other
+    processes included); otherwise the busiest process, marked as not saturated.
     """
     under_test = [s for s in samples if s.get("role") == "under test"]
     first: tuple[float, str, float] | None = None
@@ -104,6 +106,13 @@ def saturated_first(samples: list[dict[str, Any]], probe: list[dict[str, Any]]) 
                 return {"process": f"consumer group {group}", "saturated": True,
                         "why": f"its lag grew from {before} to at least {after} records",
                         "peak_cpu": peak, "mean_cpu": mean}
+    machine = [x["cpu"] for x in samples if x.get("role") == "machine"]
+    if machine and cores and float(np.mean(machine)) >= SATURATED_CPU * cores:
+        m = machine_share(samples)
+        return {"process": "the machine's CPU", "saturated": True,
+                "why": f"all {cores} cores were busy ({m['total']}% of a core in use, "
+                f"{m['others']}% by other processes) while no single process reached a core",
+                "peak_cpu": peak, "mean_cpu": mean}
     busiest = max(mean, key=lambda k: mean[k], default=None)
     return {"process": busiest, "saturated": False,
             "why": "no process reached saturation; the busiest is named",
@@ -148,7 +157,7 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
         "requests_per_s": round(sum(r.get("requests", 0) for r in fleet) / secs, 1),
         "errors": dict(errors), "behind": sum(r.get("behind", 0) for r in fleet),
         "spectators": run.get("spectators", {}),
-        "saturation": saturated_first(run["samples"], probe),
+        "saturation": saturated_first(run["samples"], probe, run["config"].get("cpus")),
         "cpu_mean": {n: round(float(np.mean([c for _, c in s])), 1)
                      for n, s in cpu_by_process(run["samples"]).items()},
         "rss_max_mb": {n: max(s["rss_mb"] for s in run["samples"] if s["name"] == n)

@@ -90,3 +90,13 @@ def test_machine_share_separates_other_processes_from_ours() -> None:
     m = report.machine_share(s)
     assert m == {"total": 150.0, "ours": 50.0, "others": 100.0, "load1": 3.0}
     assert report.machine_share(samples("ingest", [1.0]))["others"] is None
+
+
+def test_a_machine_full_of_other_work_is_named_when_no_process_saturates() -> None:
+    s = samples("ingest", [30.0] * 5) + [
+        {"t": 100.0 + i, "name": "machine", "role": "machine", "cpu": 195.0, "rss_mb": 1.0,
+         "load1": 7.0} for i in range(5)]
+    verdict = report.saturated_first(s, [], cores=2)
+    assert verdict["saturated"] and verdict["process"] == "the machine's CPU"
+    assert "165.0% by other processes" in verdict["why"]
+    assert report.saturated_first(s, [], cores=4)["process"] == "ingest"

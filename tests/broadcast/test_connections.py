@@ -7,6 +7,7 @@ import asyncio
 import socket
 import time
 
+import orjson
 import pytest
 import websockets
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -205,3 +206,28 @@ async def test_a_never_reading_client_is_closed_others_keep_up(kafka_bootstrap, 
                         await slow.recv()
             rcvd = closed.value.rcvd
             assert rcvd is None or (rcvd.code == 4008 and "too slow" in rcvd.reason)
+
+
+async def test_requests_are_answered_and_heartbeats_come(kafka_bootstrap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    race_dir = unique_race(tmp_path)
+    rid = race_dir.name
+    settings = settings_for(kafka_bootstrap, race_dir, heartbeat_s=0.3)
+    async with running(settings) as b, websockets.connect(f"ws://127.0.0.1:{b.ws_port}/") as ws:
+        answers = {}
+        for message, key in ((b"not json", "bad_json"), ({"op": "dance"}, "unknown_op"),
+                             ({"op": "subscribe", "channel": "scores:x"}, "unknown_channel"),
+                             ({"op": "subscribe", "channel": "flow:other"}, "unknown_race"),
+                             ({"op": "subscribe", "channel": f"flow:{rid}", "since": "1"},
+                              "bad_request"),
+                             ({"op": "unsubscribe", "channel": f"flow:{rid}"}, "not_subscribed")):
+            await (ws.send(message) if isinstance(message, bytes) else send(ws, message))
+            answers[key] = await receive(ws)
+        assert {k: a["code"] for k, a in answers.items()} == {k: k for k in answers}
+        assert all(len(a["message"]) > 10 for a in answers.values())
+        await send(ws, {"op": "subscribe", "channel": f"flow:{rid}"})
+        snap = await receive(ws)
+        assert (snap["type"], snap["seq"], snap["data"]) == ("snapshot", 0, {"runners": {}})
+        await send(ws, {"op": "unsubscribe", "channel": f"flow:{rid}"})
+        assert await receive(ws) == {"type": "unsubscribed", "channel": f"flow:{rid}"}
+        beat = orjson.loads(await asyncio.wait_for(ws.recv(), 2))
+        assert beat["type"] == "heartbeat" and abs(beat["t_ms"] - time.time() * 1000) < 5000

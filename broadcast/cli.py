@@ -13,6 +13,7 @@ import signal
 import sys
 
 import orjson
+from aiokafka.errors import KafkaError
 
 from broadcast.app import Broadcaster
 from broadcast.settings import BroadcastSettings, SettingsError, add_arguments, load
@@ -42,7 +43,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"zegama-live broadcast: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(broadcaster))
+    try:
+        asyncio.run(serve(broadcaster))
+    except (KafkaError, OSError, RuntimeError) as exc:  # no broker, a port in use, no topics
+        print(f"zegama-live broadcast: cannot start: {exc} (Kafka at {settings.bootstrap}, "
+              f"ports {settings.http_port} and {settings.ws_port})", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -63,3 +63,11 @@ def test_print_config_masks_secrets_and_bad_settings_exit_2(capsys, monkeypatch)
     assert orjson.loads(out)["control_tokens"] == ["maite:***"] and "s3cret" not in out
     assert run(parse("--race", str(MINI), "--http-port", "70000")) == 2
     assert "http_port" in capsys.readouterr().err
+
+
+def test_an_unreachable_broker_is_a_clear_error_not_a_traceback(capsys) -> None:  # type: ignore[no-untyped-def]
+    args = parse("--race", str(MINI), "--bootstrap", "127.0.0.1:1", "--http-port", "0",
+                 "--ws-port", "0")
+    assert run(args) == 1
+    err = capsys.readouterr().err
+    assert "cannot start" in err and "127.0.0.1:1" in err and "Traceback" not in err

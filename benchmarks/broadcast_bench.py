@@ -44,7 +44,9 @@ sys.path.insert(0, str(REPO))
 from benchmarks.provenance import code_version  # noqa: E402
 from loadtest.swarm import SwarmResult, run_swarm  # noqa: E402
 from loadtest.swarm_ceiling import ceiling_main  # noqa: E402
-from loadtest.swarm_feed import StandingsFeed, simulate_feed, stamp  # noqa: E402
+from loadtest.swarm_client import GENERATED  # noqa: E402
+from loadtest.swarm_feed import Stamper, StandingsFeed, simulate_feed  # noqa: E402
+from loadtest.swarm_histogram import Histogram  # noqa: E402
 from zegama_live import kafka_local  # noqa: E402
 from zegama_live.topics import STANDINGS  # noqa: E402
 
@@ -58,21 +60,34 @@ def free_port() -> int:
 
 
 class Sampler(threading.Thread):
-    """Samples a server's CPU time and RSS, the broker's CPU and the machine's, 4 times/s."""
+    """Samples CPU time and RSS of the server, CPU of the broker, of this script with its
+    other children (the swarm) and of the whole machine, 4 times a second."""
 
     def __init__(self, pid: int, broker_pid: int | None) -> None:
         super().__init__(daemon=True)
         self.proc = psutil.Process(pid)
         self.broker = psutil.Process(broker_pid) if broker_pid else None
-        self.samples: list[tuple[float, float, int, float, float]] = []
+        self.samples: list[tuple[float, ...]] = []
         self.halt = threading.Event()
 
+    @staticmethod
+    def _cpu(p: psutil.Process | None) -> float:
+        if p is None:
+            return 0.0
+        try:
+            c = p.cpu_times()
+        except psutil.Error:
+            return 0.0
+        return float(c.user + c.system)
+
     def sample(self) -> None:
-        c = self.proc.cpu_times()
-        b = self.broker.cpu_times() if self.broker else None
+        me = psutil.Process()
+        apart = {self.proc.pid, self.broker.pid if self.broker else None}
+        swarm = self._cpu(me) + sum(self._cpu(c) for c in me.children(recursive=True)
+                                    if c.pid not in apart)
         m = psutil.cpu_times()
-        self.samples.append((time.time(), c.user + c.system, self.proc.memory_info().rss,
-                             (b.user + b.system) if b else 0.0,
+        self.samples.append((time.time(), self._cpu(self.proc), self.proc.memory_info().rss,
+                             self._cpu(self.broker), swarm,
                              m.user + m.system + m.nice + m.irq + m.softirq))
 
     def run(self) -> None:
@@ -80,15 +95,17 @@ class Sampler(threading.Thread):
             self.sample()
 
     def between(self, t0: float, t1: float) -> dict[str, float]:
-        """CPU seconds used in [t0, t1] (server, broker, machine) and the median RSS."""
+        """Cores used in [t0, t1] (server, broker, swarm, others) and the median RSS."""
         inside = [s for s in self.samples if t0 <= s[0] <= t1]
         if len(inside) < 2:
             return {}
         first, last = inside[0], inside[-1]
         span = last[0] - first[0]
         rss = sorted(s[2] for s in inside)[len(inside) // 2]
-        return {"span_s": span, "server_cpu_s": last[1] - first[1], "rss": rss,
-                "broker_cpu_s": last[3] - first[3], "machine_cpu_s": last[4] - first[4]}
+        server, broker, swarm, machine = ((last[i] - first[i]) / span for i in (1, 3, 4, 5))
+        return {"span_s": span, "server_cores": server, "rss": rss, "broker_cores": broker,
+                "swarm_cores": swarm, "machine_cores": machine,
+                "other_cores": machine - server - broker - swarm}
 
 
 def steady_window(result: SwarmResult, seconds: int) -> tuple[int, int]:
@@ -119,20 +136,18 @@ def measure(name: str, pid: int, broker_pid: int | None, url: str, channel: str,
     a, b = steady_window(result, args.seconds)
     w = result.window(a, b)
     usage = sampler.between(result.start_wall + a, result.start_wall + b)
-    span = usage.get("span_s") or float("nan")
-    frames = w.snapshots + w.updates
-    # Frames over the sampled span only: the sampler's span is inside [a, b].
-    per_s = frames / max(1, b - a)
-    cpu = usage.get("server_cpu_s", float("nan"))
+    nan = float("nan")
+    per_s = (w.snapshots + w.updates) / max(1, b - a)
+    cores = usage.get("server_cores", nan)
     out = {
         "server": name, "clients": clients, "hz": hz, "open": w.open,
         "window_s": [a, b], "connect_failures": result.total.connect_failures,
         "disconnects": {str(k): v for k, v in result.total.disconnects.items()},
         "frames_per_s": per_s, "expected_frames_per_s": w.open * hz,
         "snapshots": w.snapshots, "updates": w.updates, "mbytes_per_s": w.bytes / 1e6 / (b - a),
-        "server_cores": cpu / span, "frames_per_core_s": per_s / (cpu / span),
-        "broker_cores": usage.get("broker_cpu_s", float("nan")) / span,
-        "machine_cores": usage.get("machine_cpu_s", float("nan")) / span,
+        "server_cores": cores, "frames_per_core_s": per_s / cores,
+        **{k: usage.get(k, nan) for k in ("broker_cores", "swarm_cores", "machine_cores",
+                                           "other_cores")},
         "rss_before_mb": rss0 / 2**20, "rss_mb": usage.get("rss", 0) / 2**20,
         "kib_per_connection": (usage.get("rss", 0) - rss0) / 1024 / max(1, w.open),
         "tick_latency_ms": w.tick.summary(), "e2e_latency_ms": w.e2e.summary(),
@@ -142,8 +157,9 @@ def measure(name: str, pid: int, broker_pid: int | None, url: str, channel: str,
           f"({out['expected_frames_per_s']:,.0f} due), {out['server_cores']:.2f} cores -> "
           f"{out['frames_per_core_s']:,.0f} frames/core-s, tick p50 "
           f"{w.tick.percentile(0.5):.0f} ms p99 {w.tick.percentile(0.99):.0f} ms, "
-          f"{out['kib_per_connection']:.1f} KiB/conn, machine {out['machine_cores']:.2f} cores",
-          flush=True)
+          f"{out['kib_per_connection']:.1f} KiB/conn; cores: swarm {out['swarm_cores']:.2f} "
+          f"broker {out['broker_cores']:.2f} others {out['other_cores']:.2f} "
+          f"machine {out['machine_cores']:.2f}", flush=True)
     return out
 
 
@@ -179,6 +195,7 @@ class Producer(threading.Thread):
         self.halt = threading.Event()
         self.sent = 0
         self.error: str | None = None
+        self.kafka_hop = Histogram()  # produce -> a plain consumer reads it back
 
     def run(self) -> None:
         try:
@@ -186,41 +203,65 @@ class Producer(threading.Thread):
         except Exception as exc:  # reported with the figures, never silently lost
             self.error = repr(exc)
 
-    def next_seq(self) -> int:
-        Producer.seq += 1
-        return Producer.seq
+    async def probe(self) -> None:
+        """Read ``standings.v1`` back like the broadcaster does: the Kafka hop's latency."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        tp = TopicPartition(STANDINGS, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_end(tp)
+        try:
+            while not self.halt.is_set():
+                batch = await consumer.getmany(tp, timeout_ms=500)
+                now = time.time() * 1000
+                for msg in batch.get(tp, []):
+                    m = GENERATED.search(msg.value or b"")
+                    if m is not None:
+                        self.kafka_hop.add(now - int(m.group(1)))
+        finally:
+            await consumer.stop()
 
     async def produce(self) -> None:
         from aiokafka import AIOKafkaProducer
+
+        probe = asyncio.create_task(self.probe())
 
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=0,
                                     max_request_size=8 * 2**20)
         await producer.start()
         key = self.feed.race.encode()
         try:
-            base = self.next_seq()
-            snap = stamp(self.feed.snapshot, frozenset(), base, 0, int(time.time() * 1000))
+            stamper = Stamper(self.feed, Producer.seq)
+            snap = stamper.snapshot(int(time.time() * 1000))
             await producer.send_and_wait(STANDINGS, orjson.dumps(snap), key=key)
-            n, i, start = len(self.feed.updates), 0, time.monotonic()
+            i, start = 0, time.monotonic()
             while not self.halt.is_set():
                 i += 1
                 await asyncio.sleep(max(0.0, start + i / self.hz - time.monotonic()))
-                seq = self.next_seq()
-                rec = stamp(self.feed.updates[i % n], self.feed.fresh[i % n], seq, base,
-                            int(time.time() * 1000))
+                rec = stamper.update(int(time.time() * 1000))
                 await producer.send_and_wait(STANDINGS, orjson.dumps(rec), key=key)
-                base = seq
+                Producer.seq = stamper.seq
                 self.sent += 1
         finally:
             await producer.stop()
+            await probe
 
 
-async def wait_snapshot(url: str, channel: str, timeout_s: float) -> int:
-    """Subscribe once and wait for a standings snapshot with data; return its seq."""
+async def wait_snapshot(url: str, channel: str, proc: subprocess.Popen[bytes],
+                        timeout_s: float) -> int:
+    """Subscribe once and wait for a standings snapshot with data; return its seq.
+
+    Raises RuntimeError when the broadcaster exits first (its log says why).
+    """
     from websockets.asyncio.client import connect
 
     async with asyncio.timeout(timeout_s):
         while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the broadcaster exited with {proc.returncode}: see its log")
             try:
                 async with connect(url, compression=None) as ws:
                     await ws.send(orjson.dumps({"op": "subscribe", "channel": channel}).decode())
@@ -241,17 +282,20 @@ def run_broadcaster(feed: StandingsFeed, channel: str, hz: float, clients: int,
     ws_port, http_port = free_port(), free_port()
     cmd = [sys.executable, "-m", "zegama_live.cli", "broadcast", "--host", "127.0.0.1",
            "--ws-port", str(ws_port), "--http-port", str(http_port), "--bootstrap", bootstrap,
-           "--races", str(args.race), *args.broadcast_arg]
+           "--race", str(args.race), *args.broadcast_arg]
     log = open(args.log_dir / f"broadcast-{clients}-{hz:g}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     url = f"ws://127.0.0.1:{ws_port}/"
     try:
-        seq = asyncio.run(wait_snapshot(url, channel, 90))
+        seq = asyncio.run(wait_snapshot(url, channel, proc, 90))
         print(f"  broadcaster pid {proc.pid} serving {channel} (snapshot seq {seq})")
         time.sleep(2)  # let the test subscription's memory settle before the baseline
         out = measure("broadcaster", proc.pid, broker_pid, url, channel, clients, hz, args)
         out["records_produced"] = producer.sent
         out["producer_error"] = producer.error
+        out["kafka_hop_ms"] = producer.kafka_hop.summary()
+        print(f"  kafka hop (produce -> consumer) p50 {producer.kafka_hop.percentile(0.5):.0f} ms "
+              f"p99 {producer.kafka_hop.percentile(0.99):.0f} ms", flush=True)
         return out
     finally:
         producer.halt.set()
@@ -303,6 +347,7 @@ def start_broker() -> tuple[kafka_local.LocalKafka, int | None]:
                                     controller_port=port + 1)
     shutil.rmtree(broker.home, ignore_errors=True)
     print(kafka_local.start(broker), flush=True)
+    print(f"topics created: {', '.join(kafka_local.create_topics(broker)) or 'none'}", flush=True)
     return broker, kafka_local.running_pid(broker)
 
 

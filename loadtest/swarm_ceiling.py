@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from loadtest import swarm_wire as wire
-from loadtest.swarm_feed import StandingsFeed, stamp
+from loadtest.swarm_feed import Stamper, StandingsFeed
 from loadtest.swarm_worker import raise_open_files_limit
 
 
@@ -83,18 +83,13 @@ class CeilingServer:
         self.channel = channel
         self.hz = hz
         self.clients: set[asyncio.Transport] = set()
-        self.seq = 1
-        now = int(time.time() * 1000)
-        self.snapshot_frame = envelope(channel, stamp(feed.snapshot, frozenset(), 1, 0, now))
+        self.stamper = Stamper(feed)
+        self.snapshot_frame = envelope(channel, self.stamper.snapshot(int(time.time() * 1000)))
         self.frames_written = 0
 
-    def tick(self, i: int) -> None:
-        """Encode update ``i`` once and write it to every client."""
-        n = len(self.feed.updates)
-        record = stamp(self.feed.updates[i % n], self.feed.fresh[i % n], self.seq + 1,
-                       self.seq, int(time.time() * 1000))
-        self.seq += 1
-        data = envelope(self.channel, record)
+    def tick(self) -> None:
+        """Encode the next update once and write it to every client."""
+        data = envelope(self.channel, self.stamper.update(int(time.time() * 1000)))
         for transport in self.clients:
             transport.write(data)
         self.frames_written += len(self.clients)
@@ -112,7 +107,7 @@ class CeilingServer:
                 i += 1
                 # Ticks on an absolute schedule: a slow tick does not shift the next ones.
                 await asyncio.sleep(max(0.0, start + i / self.hz - time.monotonic()))
-                self.tick(i)
+                self.tick()
 
 
 def ceiling_main(feed: StandingsFeed, channel: str, hz: float, port: int, duration_s: float,

@@ -4,15 +4,14 @@ A field is simulated on a race folder and fed to a ``RaceEngine`` up to ``at_min
 into the race; the board then is the snapshot. The next ``ticks`` ticks each feed the
 fixes that arrived during the tick and make an update as the processors do (streams.md):
 the rows of the runners the engine marked dirty, the whole order, the checkpoints whose
-splits changed, the finishers when they changed. ``stamp`` gives a record its ``seq``,
-``base_seq`` and send time, and restamps ``last_fix_ms`` of the rows that got a new fix
-with the send time, so a spectator's ``now - last_fix_ms`` is the end-to-end latency
+splits changed, the finishers when they changed. ``Stamper`` gives the records their
+``seq``, ``base_seq`` and send time, and restamps ``last_fix_ms`` of the rows that got a
+new fix with the send time, so a spectator's ``now - last_fix_ms`` is the end-to-end latency
 from the moment the record is produced.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,15 +86,44 @@ def simulate_feed(race_dir: str | Path, runners: int = 500, *, seed: int = 1,
     return StandingsFeed(race.id, snapshot, updates, fresh)
 
 
-def stamp(record: dict[str, Any], fresh: frozenset[str], seq: int, base_seq: int,
-          now_ms: int) -> dict[str, Any]:
-    """A copy of ``record`` sent now: its seq numbers, ``generated_ms`` and fresh fixes."""
-    out = copy.copy(record)
-    out["seq"], out["generated_ms"] = seq, now_ms
-    if out["type"] == "update":
-        out["base_seq"] = base_seq
-        out["rows"] = [dict(r, last_fix_ms=now_ms) if r["bib"] in fresh else r
-                       for r in record["rows"]]
-    else:
-        out["board"] = dict(record["board"], generated_ms=now_ms)
-    return out
+class Stamper:
+    """Gives the feed's records their ``seq``, ``base_seq`` and send time, in order.
+
+    Rows with a new fix get ``last_fix_ms`` = the send time; the other rows of an update
+    carry the value last sent for that bib, so a spectator sees ``last_fix_ms`` change
+    only for a new fix, also when the feed wraps around to its first update.
+    """
+
+    def __init__(self, feed: StandingsFeed, seq: int = 0) -> None:
+        self.feed = feed
+        self.seq = seq
+        self.base = seq
+        self.i = 0
+        self.last_fix: dict[str, int] = {}
+
+    def snapshot(self, now_ms: int) -> dict[str, Any]:
+        """The snapshot record, sent now; updates follow from it."""
+        self.seq += 1
+        self.base = self.seq
+        self.last_fix.clear()
+        board = self.feed.snapshot["board"]
+        return dict(self.feed.snapshot, seq=self.seq, generated_ms=now_ms,
+                    board=dict(board, generated_ms=now_ms))
+
+    def update(self, now_ms: int) -> dict[str, Any]:
+        """The next update record (cycling through the feed), sent now."""
+        n = len(self.feed.updates)
+        record, fresh = self.feed.updates[self.i % n], self.feed.fresh[self.i % n]
+        self.i += 1
+        self.seq += 1
+        rows = []
+        for r in record["rows"]:
+            bib = r["bib"]
+            if bib in fresh:
+                self.last_fix[bib] = now_ms
+            if bib in self.last_fix:
+                r = dict(r, last_fix_ms=self.last_fix[bib])
+            rows.append(r)
+        out = dict(record, seq=self.seq, base_seq=self.base, generated_ms=now_ms, rows=rows)
+        self.base = self.seq
+        return out

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing as mp
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +22,8 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from loadtest import swarm_wire as wire
 from loadtest.swarm import SwarmError, run_swarm
+from loadtest.swarm_ceiling import ceiling_main
+from loadtest.swarm_feed import Stamper, StandingsFeed
 from loadtest.swarm_histogram import Histogram
 
 TICK_LAG_MS = 40
@@ -139,3 +143,53 @@ def test_histogram_percentiles_within_one_percent() -> None:
     assert abs(h.percentile(0.5) - 500) / 500 < 0.01
     assert abs(h.percentile(0.99) - 990) / 990 < 0.01
     assert h.max_ms == 1000.0
+
+
+def tiny_feed() -> StandingsFeed:
+    rows = [{"bib": "1", "last_fix_ms": 100}, {"bib": "2", "last_fix_ms": 200}]
+    board = {"v": 1, "race": "r", "generated_ms": 0, "runners": rows, "checkpoints": []}
+    snapshot = {"v": 1, "type": "snapshot", "race": "r", "seq": 0, "generated_ms": 0,
+                "board": board}
+    updates = [{"v": 1, "type": "update", "race": "r", "seq": 0, "base_seq": 0,
+                "generated_ms": 0, "order": ["1", "2"], "checkpoints": [], "rows": r}
+               for r in ([{"bib": "1", "last_fix_ms": 150}],
+                         [{"bib": "1", "last_fix_ms": 150}, {"bib": "2", "last_fix_ms": 200}])]
+    return StandingsFeed("r", snapshot, updates, [frozenset({"1"}), frozenset()])
+
+
+def test_stamper_restamps_only_new_fixes_and_chains_seq() -> None:
+    stamper = Stamper(tiny_feed(), seq=10)
+    snap = stamper.snapshot(1_000)
+    first, second, wrapped = stamper.update(2_000), stamper.update(3_000), stamper.update(4_000)
+    assert (snap["seq"], snap["board"]["generated_ms"]) == (11, 1_000)
+    assert (first["seq"], first["base_seq"], first["generated_ms"]) == (12, 11, 2_000)
+    assert first["rows"] == [{"bib": "1", "last_fix_ms": 2_000}]
+    # Bib 1 had no new fix in the second update: it keeps the time last sent.
+    assert second["rows"] == [{"bib": "1", "last_fix_ms": 2_000}, {"bib": "2", "last_fix_ms": 200}]
+    assert (second["seq"], second["base_seq"]) == (13, 12)
+    assert wrapped["rows"] == [{"bib": "1", "last_fix_ms": 4_000}]
+
+
+def test_swarm_against_the_ceiling_server() -> None:
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = ctx.Process(target=ceiling_main, args=(tiny_feed(), "standings:r", 10.0, port, 8.0,
+                                                  ready), daemon=True)
+    proc.start()
+    try:
+        assert ready.wait(10)
+        result = run_swarm(f"ws://127.0.0.1:{port}/", "standings:r", clients=20, processes=1,
+                           duration_s=3, parse_every=1)
+    finally:
+        proc.terminate()
+        proc.join(5)
+    total = result.total
+    assert total.connects == 20 and total.snapshots == 20
+    assert 20 * 10 * 1.5 < total.updates <= 20 * 10 * 3
+    assert total.tick.n == total.updates and total.tick.percentile(0.99) < 1_000
+    # Bib 1 gets a new fix every other update; nothing else ever changes.
+    assert 0.3 * total.updates < total.e2e.n < 0.7 * total.updates
+    assert total.e2e.max_ms < 1_000

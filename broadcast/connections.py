@@ -216,7 +216,11 @@ class WebsocketServer:
         while True:
             await asyncio.sleep(period)
             now = time.monotonic()
-            touched, stats = self.hub.tick(now)
+            try:
+                touched, stats = self.hub.tick(now)
+            except Exception:  # a record of an unexpected shape must not stop the fan-out
+                log.exception("a fan-out tick failed; the next one carries on")
+                continue
             self.metrics.frames_encoded.inc(stats.frames_encoded)
             self.metrics.dropped.inc(stats.dropped)
             for conn in touched:

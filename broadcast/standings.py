@@ -44,12 +44,11 @@ class Board:
             board = record.get("board")
             if not isinstance(board, dict) or not isinstance(board.get("runners"), list):
                 raise ValueError("standings snapshot lacks 'board' with 'runners'")
-            held, base = self.board, self.seq
-            self.board, self.seq = board, seq
-            if self.waiting or held is None:
-                self.waiting = False
+            if self.waiting or self.board is None:
+                self.board, self.seq, self.waiting = board, seq, False
                 return "snapshot"
-            self.last_update = diff(held, board, base, seq)
+            self.last_update = diff(self.board, board, self.seq, seq)  # may raise: state kept
+            self.board, self.seq = board, seq
             return "update"
         if kind != "update":
             raise ValueError(f"standings record type {kind!r} is not 'snapshot' or 'update'")

@@ -89,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
         stack.start()
         print("started: " + ", ".join(f"{s.name} (pid {s.pid}, {s.ports})"
                                       for s in stack.services), flush=True)
+        took = stack.wait_pipeline()
+        if took:
+            print(f"the processors published their first runner update {took:.1f} s after "
+                  "the first fix", flush=True)
         for note in stack.notes:
             print(note, flush=True)
         for n in steps:

@@ -32,21 +32,33 @@ class StackError(RuntimeError):
     """A process under test did not start or answer; the message names its log file."""
 
 
+# Listening ports come from below Linux's ephemeral range (32768-60999): a port picked
+# there can be taken as the source port of an outgoing connection (a swarm of thousands
+# of sockets) between our check and the server's bind.
+PORT_RANGE = (20000, 32700)
+
+
 def free_port(pairs: bool = False) -> int:
-    """A free loopback port (with ``pairs``, one whose successor is free too)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if not pairs:
+    """A free loopback port (with ``pairs``, one whose successor is free too).
+
+    Raises StackError when none is found after many tries.
+    """
+    import random
+
+    for _ in range(200):
+        port = random.randint(*PORT_RANGE)
+        if all(_bindable(p) for p in ((port, port + 1) if pairs else (port,))):
             return port
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise StackError("no free ports on 127.0.0.1")
+    raise StackError(f"no free ports on 127.0.0.1 within {PORT_RANGE}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def stage_available(name: str) -> bool:
@@ -149,20 +161,25 @@ class Stack:
                                   pick("--ws-port"), str(ws)],
                     health=f"http://127.0.0.1:{http}/healthz", ports={"http": http, "ws": ws})
 
-    def _start_broker(self) -> None:
-        port = free_port(pairs=True)
-        self.kafka = LocalKafka(home=self.run_dir / "kafka", port=port, controller_port=port + 1)
+    def _start_broker(self, attempts: int = 3) -> None:
+        """Start the broker on free ports; again on other ports if one was taken meanwhile."""
         log = self.logs / "broker-start.log"
-        with open(log, "ab") as out:
-            done = subprocess.run(
-                [str(BIN), "kafka", "start", "--home", str(self.kafka.home), "--port", str(port)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=180,
-                check=False)
-        pid = kafka_local.running_pid(self.kafka)
-        if done.returncode != 0 or pid is None:
-            raise StackError(f"the broker did not start; see {log} and {self.kafka.logs_dir}")
-        self.services.append(Service("broker", pid, self.kafka.logs_dir / "console.log",
-                                     ports={"kafka": port}))
+        for _ in range(attempts):
+            port = free_port(pairs=True)
+            self.kafka = LocalKafka(home=self.run_dir / "kafka", port=port,
+                                    controller_port=port + 1)
+            with open(log, "ab") as out:
+                done = subprocess.run(
+                    [str(BIN), "kafka", "start", "--home", str(self.kafka.home),
+                     "--port", str(port)],
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    timeout=180, check=False)
+            pid = kafka_local.running_pid(self.kafka)
+            if done.returncode == 0 and pid is not None:
+                self.services.append(Service("broker", pid, self.kafka.logs_dir / "console.log",
+                                             ports={"kafka": port}))
+                return
+        raise StackError(f"the broker did not start; see {log} and {self.kafka.logs_dir}")
 
     def _spawn(self, name: str, args: list[str], *, health: str, ports: dict[str, int],
                env: dict[str, str] | None = None, wait_s: float = 90.0) -> None:
@@ -182,6 +199,56 @@ class Stack:
                 return
             time.sleep(0.3)
         raise StackError(f"{name} did not answer {health} within {wait_s:.0f} s; see {log}")
+
+    def wait_pipeline(self, timeout_s: float = 120.0) -> float | None:
+        """Send a fix every 2 s until the processors publish a runner update.
+
+        Returns the seconds it took, or None when none came within ``timeout_s`` (also
+        noted). Without processors there is nothing to wait for: returns 0.
+        """
+        if self.service("process") is None:
+            return 0.0
+        import asyncio
+
+        took = asyncio.run(self._first_update(timeout_s))
+        if took is None:
+            self.notes.append(f"process: no runner-updates.v1 record within {timeout_s:.0f} s "
+                              "of the first fixes (see its log)")
+        return took
+
+    async def _first_update(self, timeout_s: float) -> float | None:
+        import aiohttp
+        from aiokafka import AIOKafkaConsumer
+
+        from race_engine.racefolder import load_entrants
+
+        device = next(e.device for e in load_entrants(self.race_dir / "entrants.csv")
+                      if e.device)
+        url = f"http://127.0.0.1:{self.service('ingest').ports['api']}/v1/pings"  # type: ignore[union-attr]
+        consumer = AIOKafkaConsumer("runner-updates.v1", bootstrap_servers=self.bootstrap,
+                                    auto_offset_reset="latest", group_id=None)
+        await consumer.start()
+        began = time.monotonic()
+        try:
+            async with aiohttp.ClientSession() as session:
+                while time.monotonic() - began < timeout_s:
+                    fix = {"device": device, "ts": int(time.time() * 1000), "lat": 0.0,
+                           "lon": 0.0}
+                    fix.update(self._start_point())
+                    await session.post(url, json=[fix],
+                                       headers={"Authorization": f"Bearer {self.key}"})
+                    got = await consumer.getmany(timeout_ms=2000)
+                    if any(got.values()):
+                        return time.monotonic() - began
+        finally:
+            await consumer.stop()
+        return None
+
+    def _start_point(self) -> dict[str, float]:
+        from race_engine.racefolder import load_course
+
+        lat, lon = load_course(self.race_dir / "course.gpx").position_at(0.0)
+        return {"lat": lat, "lon": lon}
 
     def check_alive(self) -> list[str]:
         """Names of the started processes that have died since."""

@@ -11,12 +11,15 @@ import { getJson, raceClock, showError, showStatus, setupRaceSelect } from "./pa
 // A connection holds at most 64 subscriptions (docs/websocket.md): the standings, the
 // opened runner and the followed ones.
 const MAX_FOLLOWED = 60;
+// Rows the leaderboard shows at first, and adds per "show more".
+const PAGE_ROWS = 100;
 const $ = (sel) => document.querySelector(sel);
 
 const state = {
   race: null, timeZone: undefined, course: null, profile: null, map: null,
   board: new Board(), boardAt: 0, cards: new Map(), followed: new Set(),
   selected: null, query: "", view: "all", live: null, renderQueued: false,
+  limit: PAGE_ROWS, rowCache: new Map(),
 };
 
 function followedKey() { return `zegama-live:followed:${state.race}`; }
@@ -133,7 +136,34 @@ function renderBoard() {
       ? "You follow no runner yet: tap ☆ next to a runner."
       : `No runner matches “${q}”.`;
   }
-  $("#leaderboard tbody").innerHTML = rows.map(rowHtml).join("");
+  // Laying out 500 rows takes a phone far longer than an update interval: the board
+  // shows the first rows and grows on demand; only rows whose text changed are rebuilt.
+  const shown = rows.slice(0, state.limit);
+  const selected = state.selected && rows.find((r) => r.bib === state.selected);
+  if (selected && !shown.includes(selected)) shown.push(selected);
+  patchRows($("#leaderboard tbody"), shown);
+  const more = $("#show-more");
+  more.hidden = rows.length <= state.limit;
+  more.textContent = `Show more (${rows.length - shown.length} more runners)`;
+}
+
+/** Make ``tbody`` hold one row per entry of ``rows``, reusing unchanged row elements. */
+function patchRows(tbody, rows) {
+  const template = document.createElement("template");
+  const next = new Map();
+  const trs = rows.map((r) => {
+    const html = rowHtml(r);
+    const old = state.rowCache.get(r.bib);
+    if (old && old.html === html) { next.set(r.bib, old); return old.tr; }
+    template.innerHTML = html;
+    const tr = template.content.firstElementChild;
+    next.set(r.bib, { html, tr });
+    return tr;
+  });
+  state.rowCache = next;
+  const current = tbody.children;
+  const same = current.length === trs.length && trs.every((tr, i) => current[i] === tr);
+  if (!same) tbody.replaceChildren(...trs);
 }
 
 function rowHtml(r) {
@@ -212,6 +242,7 @@ function renderCard() {
 
 function bindUi() {
   $("#search").addEventListener("input", (ev) => { state.query = ev.target.value; schedule(); });
+  $("#show-more").addEventListener("click", () => { state.limit += PAGE_ROWS; schedule(); });
   for (const tab of document.querySelectorAll(".tabs [data-view]")) {
     tab.addEventListener("click", () => {
       state.view = tab.dataset.view;
@@ -281,4 +312,4 @@ function courseFacts(course) {
 
 main().catch((err) => showError(err.message));
 // For the console and the page tests.
-window.zegamaLive = { state, gap };
+window.zegamaLive = { state, render: { board: renderBoard, course: renderCourse, card: renderCard } };

@@ -88,7 +88,8 @@ class Sampler(threading.Thread):
         m = psutil.cpu_times()
         self.samples.append((time.time(), self._cpu(self.proc), self.proc.memory_info().rss,
                              self._cpu(self.broker), swarm,
-                             m.user + m.system + m.nice + m.irq + m.softirq))
+                             m.user + m.system + m.nice + m.irq + m.softirq,
+                             m.irq + m.softirq))
 
     def run(self) -> None:
         while not self.halt.wait(0.25):
@@ -102,14 +103,17 @@ class Sampler(threading.Thread):
         first, last = inside[0], inside[-1]
         span = last[0] - first[0]
         rss = sorted(s[2] for s in inside)[len(inside) // 2]
-        server, broker, swarm, machine = ((last[i] - first[i]) / span for i in (1, 3, 4, 5))
+        server, broker, swarm, machine, irq = ((last[i] - first[i]) / span
+                                               for i in (1, 3, 4, 5, 6))
+        # Interrupt time (loopback TCP delivery runs in softirq) is charged to no process.
         return {"span_s": span, "server_cores": server, "rss": rss, "broker_cores": broker,
-                "swarm_cores": swarm, "machine_cores": machine,
-                "other_cores": machine - server - broker - swarm}
+                "swarm_cores": swarm, "irq_cores": irq, "machine_cores": machine,
+                "other_cores": machine - server - broker - swarm - irq}
 
 
 def steady_window(result: SwarmResult, seconds: int) -> tuple[int, int]:
-    """The seconds after every client connected (+2 s to settle), at most ``seconds`` long."""
+    """``seconds`` seconds from 3 s after the last connect, or the run's last ``seconds``
+    seconds when the ramp did not end in time (the figures then say how many were open)."""
     total = result.total.connects
     seen, settled = 0, len(result.seconds)
     for s in result.seconds:
@@ -117,8 +121,8 @@ def steady_window(result: SwarmResult, seconds: int) -> tuple[int, int]:
         if seen >= total:
             settled = s.second + 3
             break
-    end = min(len(result.seconds), settled + seconds)
-    return min(settled, end - 1), end
+    first = max(0, min(settled, len(result.seconds) - seconds))
+    return first, min(len(result.seconds), first + seconds)
 
 
 def measure(name: str, pid: int, broker_pid: int | None, url: str, channel: str, clients: int,
@@ -127,7 +131,7 @@ def measure(name: str, pid: int, broker_pid: int | None, url: str, channel: str,
     rss0 = psutil.Process(pid).memory_info().rss
     sampler = Sampler(pid, broker_pid)
     sampler.start()
-    ramp = args.ramp_s if args.ramp_s else 5 + clients / 1000
+    ramp = args.ramp_s if args.ramp_s else 10 + clients / 400
     result = run_swarm(url, channel, clients, args.processes, ramp + args.seconds + 3,
                        top=args.top, parse_every=args.parse_every,
                        on_second=lambda s: print(f"  {name:11} {s.line()}", flush=True))
@@ -146,8 +150,8 @@ def measure(name: str, pid: int, broker_pid: int | None, url: str, channel: str,
         "frames_per_s": per_s, "expected_frames_per_s": w.open * hz,
         "snapshots": w.snapshots, "updates": w.updates, "mbytes_per_s": w.bytes / 1e6 / (b - a),
         "server_cores": cores, "frames_per_core_s": per_s / cores,
-        **{k: usage.get(k, nan) for k in ("broker_cores", "swarm_cores", "machine_cores",
-                                           "other_cores")},
+        **{k: usage.get(k, nan) for k in ("broker_cores", "swarm_cores", "irq_cores",
+                                           "machine_cores", "other_cores")},
         "rss_before_mb": rss0 / 2**20, "rss_mb": usage.get("rss", 0) / 2**20,
         "kib_per_connection": (usage.get("rss", 0) - rss0) / 1024 / max(1, w.open),
         "tick_latency_ms": w.tick.summary(), "e2e_latency_ms": w.e2e.summary(),
@@ -158,7 +162,8 @@ def measure(name: str, pid: int, broker_pid: int | None, url: str, channel: str,
           f"{out['frames_per_core_s']:,.0f} frames/core-s, tick p50 "
           f"{w.tick.percentile(0.5):.0f} ms p99 {w.tick.percentile(0.99):.0f} ms, "
           f"{out['kib_per_connection']:.1f} KiB/conn; cores: swarm {out['swarm_cores']:.2f} "
-          f"broker {out['broker_cores']:.2f} others {out['other_cores']:.2f} "
+          f"broker {out['broker_cores']:.2f} irq {out['irq_cores']:.2f} "
+          f"other work {out['other_cores']:.2f} "
           f"machine {out['machine_cores']:.2f}", flush=True)
     return out
 
@@ -169,7 +174,7 @@ def run_ceiling(feed: StandingsFeed, channel: str, hz: float, clients: int,
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
     port = free_port()
-    ramp = args.ramp_s if args.ramp_s else 5 + clients / 1000
+    ramp = args.ramp_s if args.ramp_s else 10 + clients / 400
     proc = ctx.Process(target=ceiling_main, daemon=True,
                        args=(feed, channel, hz, port, ramp + args.seconds + 30, ready))
     proc.start()
@@ -358,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="standings records per second")
     parser.add_argument("--seconds", type=int, default=20, help="steady window per phase")
     parser.add_argument("--ramp-s", type=float, default=0.0,
-                        help="time given to connect (default 5 s + 1 s per 1,000 clients)")
+                        help="time given to connect (default 10 s + 1 s per 400 clients)")
     parser.add_argument("--processes", type=int, default=2, help="swarm worker processes")
     parser.add_argument("--top", type=int, default=None, help="subscribe with top N")
     parser.add_argument("--parse-every", type=int, default=100)

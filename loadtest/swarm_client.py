@@ -71,6 +71,8 @@ class Spectator(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.head = b""
         self.upgraded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A handshake that fails after its connect timed out has nobody awaiting it.
+        self.upgraded.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.parser = wire.FrameParser()
         self.close_code = 1006  # no close frame received: abnormal closure
         self.ours = False  # we closed at the end of the run

@@ -4,7 +4,7 @@
 import { Board } from "./board.js";
 import { cardHtml } from "./card.js";
 import { CourseMap, normaliseCourse, Profile } from "./course.js";
-import { clock, esc, gap, lastSeen, leaderGap, STALE_S, STATUS_LABEL, wallClock } from "./format.js";
+import { clock, esc, lastSeen, leaderGap, STALE_S, STATUS_LABEL, wallClock } from "./format.js";
 import { Live, racesOf, websocketUrl } from "./live.js";
 import { getJson, raceClock, showError, showStatus, setupRaceSelect } from "./page.js";
 
@@ -312,4 +312,4 @@ function courseFacts(course) {
 
 main().catch((err) => showError(err.message));
 // For the console and the page tests.
-window.zegamaLive = { state, render: { board: renderBoard, course: renderCourse, card: renderCard } };
+window.zegamaLive = { state };

@@ -133,6 +133,15 @@ def machine_share(samples: list[dict[str, Any]]) -> dict[str, float | None]:
             "load1": round(sum(s.get("load1", 0.0) for s in machine) / secs, 2)}
 
 
+def lag_max(probe: list[dict[str, Any]]) -> dict[str, int]:
+    """The largest lag (records behind) each consumer group had during the run."""
+    out: dict[str, int] = {}
+    for row in probe:
+        for group, lag in (row.get("lag") or {}).items():
+            out[group] = max(out.get(group, 0), int(lag))
+    return out
+
+
 def summarize(run: dict[str, Any]) -> dict[str, Any]:
     """The report's figures from the run's collected values (see ``write_report``)."""
     fleet, probe = merge_seconds(run["fleet"]), merge_seconds(run["probe"])
@@ -163,6 +172,7 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
         "rss_max_mb": {n: max(s["rss_mb"] for s in run["samples"] if s["name"] == n)
                        for n in {s["name"] for s in run["samples"]}},
         "machine": machine_share(run["samples"]),
+        "lag_max": lag_max(probe),
         "profile": run.get("profile"), "notes": run.get("notes", []),
         "series": {"latency": series,
                    "throughput": [{"second": r["second"], "fixes": r.get("accepted", 0),
@@ -218,6 +228,9 @@ def render_markdown(s: dict[str, Any]) -> str:
         peak = sat["peak_cpu"].get(name)
         lines.append(f"| {name} | {s['cpu_mean'][name]} | {_fmt(peak)} | "
                      f"{s['rss_max_mb'][name]} |")
+    if s.get("lag_max"):
+        lines += ["", "Consumer lag, most records behind during the run: " + ", ".join(
+            f"{g} {n}" for g, n in sorted(s["lag_max"].items())) + "."]
     m = s.get("machine") or {}
     if m.get("total") is not None:
         lines += ["", f"Machine ({c.get('cpus')} cores): {m['total']}% of a core in use on "

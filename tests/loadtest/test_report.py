@@ -66,7 +66,7 @@ def test_write_report_writes_json_markdown_and_plots(tmp_path: Path) -> None:
               "latency_ms": [4.0, 6.0], "behind": 0} for i in range(10)]
     fleet[3]["errors"] = {"503": 2}
     probe = [{"second": 100 + i, "pings_ms": [10.0 + i], "updates_ms": [200.0 + i],
-              "lag": {}} for i in range(10)]
+              "lag": {"zegama-live": 5 * (i % 4)}} for i in range(10)]
     run = {"config": {"command": "zegama-live loadtest --runners 20", "runners": 20,
                       "interval": 1.0, "duration": 10},
            "fleet": fleet, "probe": probe,
@@ -76,6 +76,7 @@ def test_write_report_writes_json_markdown_and_plots(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["fixes_per_s"] == 20.0 and saved["errors"] == {"503": 2}
     assert saved["latency_source"] == "updates_ms" and saved["end_to_end"]["max"] == 209.0
+    assert saved["lag_max"] == {"zegama-live": 15}
     md = (tmp_path / "report.md").read_text()
     assert "zegama-live loadtest --runners 20" in md and "Saturated first: **ingest**" in md
     for name in summary["plots"]:

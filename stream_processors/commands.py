@@ -1,0 +1,57 @@
+"""Race control's commands (``control.v1``): check the envelope, route, audit.
+
+A command is applied where the state it changes lives: a runner's status, SOS or manual
+split in the per-runner stage (keyed ``race:bib``), acknowledgements, weather and device
+reassignment in the per-race stage. Every command ends as one audit record in
+``control-log.v1`` saying who, when, why and what came of it (docs/streams.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from stream_processors.runner_stage import RUNNER_OPS
+
+RACE_OPS = frozenset({"ack", "weather", "reassign"})
+
+
+class CommandError(ValueError):
+    """A command that cannot be routed: not JSON, a missing envelope field, unknown op."""
+
+
+def decode_command(value: bytes, key: bytes | None, races: set[str]) -> dict[str, Any]:
+    """The command in a ``control.v1`` record, checked enough to route and audit it.
+
+    Raises:
+        CommandError: naming what is wrong.
+    """
+    try:
+        cmd = orjson.loads(value)
+    except orjson.JSONDecodeError as e:
+        raise CommandError(f"control.v1 record is not JSON: {e}") from None
+    if not isinstance(cmd, dict):
+        raise CommandError("a control command is a JSON object")
+    if "race" not in cmd and key:
+        cmd["race"] = key.decode("utf-8", "replace")
+    if cmd.get("race") not in races:
+        raise CommandError(f"race {cmd.get('race')!r} is not one of this processor's races")
+    op = cmd.get("op")
+    if op not in RUNNER_OPS and op not in RACE_OPS:
+        raise CommandError(f"unknown control op {op!r}; use one of "
+                           f"{', '.join(sorted(RUNNER_OPS | RACE_OPS))}")
+    if op in RUNNER_OPS and not isinstance(cmd.get("bib"), str):
+        raise CommandError(f"control op {op!r} needs 'bib' as a string")
+    return cmd
+
+
+def is_runner_command(cmd: dict[str, Any]) -> bool:
+    return cmd["op"] in RUNNER_OPS
+
+
+def audit(cmd: dict[str, Any], result: str, error: str | None, t_ms: int) -> dict[str, Any]:
+    """The audit entry of one command (``seq`` is added when it is published)."""
+    return {"v": 1, "race": cmd.get("race"), "t_ms": t_ms, "id": cmd.get("id"),
+            "op": cmd.get("op"), "by": cmd.get("by"), "at_ms": cmd.get("at_ms"),
+            "result": result, "error": error, "command": cmd}

@@ -1,0 +1,212 @@
+"""The per-race stage, sans-I/O: runner snapshots and race commands in, the records of
+``standings.v1``, ``runner-updates.v1``, ``alerts.v1`` and ``control-log.v1`` out.
+
+It holds every runner of one race (their latest snapshots from the per-runner stage) in
+a race engine, so ranks and time gaps see the whole field. ``publish`` is called on a
+timer: it coalesces everything that changed since the previous call into at most one
+standings update, one card per changed runner and the alert and audit records, each
+with the race's next sequence number (docs/streams.md).
+
+The race clock is the wall clock, or the latest fix time seen when that is ahead (a
+race played in compressed time), so a replayed or simulated race ages as it should.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from race_engine.engine import EngineInputError, RaceEngine
+from race_engine.flow import track
+from race_engine.model import Race
+from zegama_live.topics import ALERTS, CONTROL_LOG, RUNNER_UPDATES, STANDINGS
+
+# A restarted stage may have published records past its last saved counter; it skips
+# this many numbers so a consumer never sees a sequence number twice.
+SEQ_RESTART_GAP = 10_000
+Record = tuple[str, str, dict[str, Any]]  # (topic, key, value)
+
+
+@dataclass(frozen=True)
+class Timing:
+    snapshot_ms: int = 10_000  # a full standings snapshot at least this often
+    tick_ms: int = 5_000  # alert rules over the whole field this often
+    track_step_m: float = 250.0
+
+
+class RaceStage:
+    """One race's board, alerts and outputs."""
+
+    def __init__(self, race: Race, timing: Timing = Timing()) -> None:
+        self.race = race
+        self.engine = RaceEngine(race)
+        self.timing = timing
+        self.seq = 0
+        self.clock_ms = 0
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._checkpoints: dict[str, dict[str, Any]] = {}
+        self._finishers: list[dict[str, Any]] | None = None
+        self._order: list[str] = []
+        self._standings_seq: int | None = None
+        self._last_snapshot_ms: int | None = None
+        self._last_tick_ms: int | None = None
+        self._alerts: list[tuple[dict[str, Any], int, str | None]] = []
+        self._audits: list[dict[str, Any]] = []
+        self._cards: set[str] = set()
+        self.saved = False  # False while there is state to save (``meta``)
+
+    # ------------------------------------------------------------------ input
+
+    def now(self, wall_ms: int) -> int:
+        return max(wall_ms, self.clock_ms)
+
+    def on_runner(self, snapshot: dict[str, Any], wall_ms: int) -> None:
+        """A runner's new state from the per-runner stage.
+
+        Raises:
+            EngineInputError: a malformed snapshot or a bib not in the race.
+        """
+        self.engine.restore_runner(snapshot)
+        bib = snapshot["bib"]
+        last = self.engine.runner(bib).last_t
+        if last is not None and last > self.clock_ms:
+            self.clock_ms = last
+        self._take_alerts(self.engine.evaluate(bib, self.now(wall_ms)), wall_ms)
+        self._cards.add(bib)
+
+    def on_command(self, cmd: dict[str, Any], wall_ms: int) -> tuple[str, str | None]:
+        """A race command (ack, weather, reassign): ``(result, error)``. Never raises."""
+        now = self.now(wall_ms)
+        try:
+            changes = self.engine.on_control(cmd, now)
+        except EngineInputError as e:
+            return "rejected", str(e)
+        self._take_alerts(changes, wall_ms, by=cmd.get("by"))
+        self.saved = False
+        if cmd["op"] == "reassign":
+            return "applied", None
+        return ("applied" if changes else "unchanged"), None
+
+    def on_audit(self, entry: dict[str, Any]) -> None:
+        self._audits.append(entry)
+
+    def _take_alerts(self, changes: list[dict[str, Any]], wall_ms: int,
+                     by: str | None = None) -> None:
+        for c in changes:
+            if c.get("kind") == "alert":
+                self._alerts.append((c, self.now(wall_ms), by))
+                self.saved = False
+
+    # ----------------------------------------------------------------- output
+
+    def publish(self, wall_ms: int) -> list[Record]:
+        """Everything that changed since the last call, as records with sequence numbers."""
+        now = self.now(wall_ms)
+        if self._last_tick_ms is None or now - self._last_tick_ms >= self.timing.tick_ms:
+            self._last_tick_ms = now
+            self._take_alerts(self.engine.tick(now), wall_ms)
+        self._cards |= self.engine.take_dirty()
+        snapshot_due = (self._last_snapshot_ms is None
+                        or wall_ms - self._last_snapshot_ms >= self.timing.snapshot_ms)
+        out: list[Record] = []
+        if snapshot_due or self._cards:
+            out += self._standings(now, wall_ms, snapshot_due)
+        for bib in sorted(self._cards):
+            r = self.engine.runner(bib)
+            out.append(self._record(RUNNER_UPDATES, f"{self.race.id}:{bib}", {
+                "v": 1, "race": self.race.id, "bib": bib, "generated_ms": now,
+                "card": self.engine.runner_view(bib, now),
+                "track": track(r, self.timing.track_step_m)}))
+        self._cards.clear()
+        for change, t_ms, by in self._alerts:
+            alert = change["alert"]
+            out.append(self._record(ALERTS, f"{self.race.id}:{alert['id']}", {
+                "v": 1, "race": self.race.id, "t_ms": t_ms, "action": change["action"],
+                "alert": alert, "by": by}))
+        self._alerts.clear()
+        for entry in self._audits:
+            out.append(self._record(CONTROL_LOG, self.race.id, dict(entry)))
+        self._audits.clear()
+        if out:
+            self.saved = False
+        return out
+
+    def _record(self, topic: str, key: str, value: dict[str, Any]) -> Record:
+        self.seq += 1
+        value["seq"] = self.seq
+        return topic, key, value
+
+    def _standings(self, now: int, wall_ms: int, snapshot: bool) -> list[Record]:
+        board = self.engine.board(now)
+        rows = {row["bib"]: row for row in board["runners"]}
+        cps = {cp["id"]: cp for cp in board["checkpoints"]}
+        order = list(rows)
+        race = self.race.id
+        if snapshot:
+            rec = self._record(STANDINGS, race, {"v": 1, "type": "snapshot", "race": race,
+                                                 "generated_ms": now, "board": board})
+            self._last_snapshot_ms = wall_ms
+        else:
+            changed = [row for bib, row in rows.items()
+                       if _same(row) != _same(self._rows.get(bib))]
+            changed_cps = [cp for cid, cp in cps.items() if cp != self._checkpoints.get(cid)]
+            new_finishers = board["finishers"] != self._finishers
+            if not changed and not changed_cps and not new_finishers and order == self._order:
+                return []
+            value: dict[str, Any] = {
+                "v": 1, "type": "update", "race": race, "base_seq": self._standings_seq,
+                "generated_ms": now, "leader": board["leader"], "order": order,
+                "rows": changed, "checkpoints": changed_cps}
+            if new_finishers:
+                value["finishers"] = board["finishers"]
+            rec = self._record(STANDINGS, race, value)
+            # A new rank or gap is news on the runner's card too.
+            self._cards.update(row["bib"] for row in changed)
+        self._rows, self._checkpoints, self._order = rows, cps, order
+        self._finishers = board["finishers"]
+        self._standings_seq = rec[2]["seq"]
+        return [rec]
+
+    # --------------------------------------------------------------- snapshot
+
+    def meta(self) -> dict[str, Any]:
+        """The race-level state to save (runners are saved one by one elsewhere)."""
+        e = self.engine
+        return {"v": 1, "race": self.race.id, "seq": self.seq, "clock_ms": self.clock_ms,
+                "devices": dict(e.devices), "weather": sorted(e.weather),
+                "alerts": e.alerts()}
+
+    @classmethod
+    def restore(cls, race: Race, meta: dict[str, Any] | None,
+                runners: list[dict[str, Any]], timing: Timing = Timing()) -> RaceStage:
+        """A stage rebuilt from saved state; it starts with a full snapshot.
+
+        Raises:
+            EngineInputError: malformed saved state.
+        """
+        stage = cls(race, timing)
+        for snap in runners:
+            stage.engine.restore_runner(snap)
+            last = stage.engine.runner(snap["bib"]).last_t
+            stage.clock_ms = max(stage.clock_ms, last or 0)
+        if meta is not None:
+            try:
+                stage.seq = int(meta["seq"]) + SEQ_RESTART_GAP
+                stage.clock_ms = max(stage.clock_ms, int(meta["clock_ms"]))
+                for device, bib in meta["devices"].items():
+                    if stage.engine.devices.get(device) != bib:
+                        stage.engine.on_control({"op": "reassign", "device": device,
+                                                 "bib": bib}, stage.clock_ms)
+                stage.engine.weather = set(meta["weather"])
+                stage.engine.book.restore(meta["alerts"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise EngineInputError(f"malformed saved race state: {e!r}") from None
+        stage.engine.take_dirty()
+        return stage
+
+
+def _same(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A row without its fields that only age (consumers derive them from the clock)."""
+    if row is None:
+        return None
+    return {k: v for k, v in row.items() if k != "last_seen_s"}

@@ -1,0 +1,98 @@
+"""The stream processors' settings (flag > environment variable > default).
+
+Defaults are chosen for one broker and one or two workers on a 2-core machine; the
+reasons are in docs/processors.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from zegama_live import config
+from zegama_live.config import Option, SettingsError
+
+__all__ = ["OPTIONS", "ProcessSettings", "SettingsError", "add_arguments", "load"]
+
+
+def _paths(text: str) -> tuple[Path, ...]:
+    return tuple(Path(p) for p in text.split(",") if p.strip())
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """Everything a processor worker needs to run."""
+
+    races: tuple[Path, ...] = (Path("races/zegama-2026"),)
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    app_id: str = "zegama-live"
+    data_dir: Path = Path("var/process")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    publish_ms: int = 500
+    snapshot_every_s: float = 10.0
+    tick_ms: int = 5_000
+    track_step_m: float = 250.0
+    batch_max: int = 2_000
+    batch_within_ms: int = 100
+    commit_interval_s: float = 1.0
+    standby_replicas: int = 0
+    loglevel: str = "warn"
+
+    def masked(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = [str(v) for v in value]
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("races", "ZEGAMA_RACES", "race folders, comma separated", _paths),
+    Option("kafka_bootstrap", "ZEGAMA_KAFKA_BOOTSTRAP", "Kafka bootstrap servers", str),
+    Option("app_id", "ZEGAMA_PROCESS_APP_ID",
+           "consumer group and prefix of the internal topics", str),
+    Option("data_dir", "ZEGAMA_PROCESS_DATA_DIR", "folder of this worker's RocksDB tables",
+           Path),
+    Option("web_host", "ZEGAMA_PROCESS_WEB_HOST", "address of /healthz and /metrics", str),
+    Option("web_port", "ZEGAMA_PROCESS_WEB_PORT", "port of /healthz and /metrics", int),
+    Option("publish_ms", "ZEGAMA_PROCESS_PUBLISH_MS",
+           "publish changed standings and cards at most this often (ms)", int),
+    Option("snapshot_every_s", "ZEGAMA_PROCESS_SNAPSHOT_EVERY_S",
+           "a full standings snapshot at least this often (s)", float),
+    Option("tick_ms", "ZEGAMA_PROCESS_TICK_MS",
+           "evaluate the alert rules of the whole field this often (ms)", int),
+    Option("track_step_m", "ZEGAMA_PROCESS_TRACK_STEP_M",
+           "one race-flow point per this much progress (m)", float),
+    Option("batch_max", "ZEGAMA_PROCESS_BATCH_MAX", "most input records in one batch", int),
+    Option("batch_within_ms", "ZEGAMA_PROCESS_BATCH_WITHIN_MS",
+           "longest wait to fill a batch (ms)", int),
+    Option("commit_interval_s", "ZEGAMA_PROCESS_COMMIT_INTERVAL_S",
+           "how often consumed offsets are committed (s)", float),
+    Option("standby_replicas", "ZEGAMA_PROCESS_STANDBY_REPLICAS",
+           "standby copies of each table partition on other workers", int),
+    Option("loglevel", "ZEGAMA_PROCESS_LOGLEVEL",
+           "log level (crit, error, warn, info, debug)", str),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    config.add_arguments(parser, OPTIONS, ProcessSettings())
+
+
+def load(args: argparse.Namespace | None = None,
+         environ: Mapping[str, str] | None = None) -> ProcessSettings:
+    """The effective settings. Raises SettingsError naming what is wrong."""
+    s = ProcessSettings(**config.load_values(OPTIONS, args, environ))
+    if not s.races:
+        raise SettingsError("no race folder: pass --races or set ZEGAMA_RACES")
+    for name in ("publish_ms", "tick_ms", "batch_max", "batch_within_ms"):
+        if getattr(s, name) <= 0:
+            raise SettingsError(f"{name} must be positive")
+    if not 0 <= s.web_port <= 65535:
+        raise SettingsError("web_port must be a TCP port within 0..65535")
+    return s

@@ -65,8 +65,10 @@ export class Profile {
   constructor(svg, course) {
     this.svg = svg;
     this.course = course;
-    this.w = 1000;
-    this.h = 260;
+    // A narrower drawing on a phone, so its labels stay readable once scaled down.
+    const narrow = svg.clientWidth > 0 && svg.clientWidth < 600;
+    this.w = narrow ? 560 : 1000;
+    this.h = narrow ? 230 : 260;
     this.pad = { l: 44, r: 10, t: 14, b: 26 };
     const eles = course.points.map((p) => p.ele);
     this.lo = Math.floor(Math.min(...eles) / 50) * 50;
@@ -103,7 +105,8 @@ export class Profile {
       el("text", { x: this.pad.l - 4, y: this.y(e) + 4, "text-anchor": "end" }, axis).textContent = `${e}`;
     }
     const stepKm = course.length > 30000 ? 5 : course.length > 8000 ? 2 : 1;
-    for (let k = 0; k * 1000 <= course.length; k += stepKm) {
+    // Ticks stop short of the "km" unit label at the right end.
+    for (let k = 0; this.x(k * 1000) < this.w - this.pad.r - 28; k += stepKm) {
       el("text", { x: this.x(k * 1000), y: this.h - 8, "text-anchor": "middle" }, axis).textContent = `${k}`;
     }
     el("text", { x: this.w - this.pad.r, y: this.h - 8, "text-anchor": "end" }, axis).textContent = "km";

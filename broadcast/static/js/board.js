@@ -10,12 +10,14 @@ export class Board {
     this.leader = null;
     this.generatedMs = null;
     this.seq = null;           // seq of the last applied standings record
+    this.awaitingSnapshot = false;
   }
 
   get ready() { return this.seq !== null; }
 
   /** Replace everything with a snapshot frame's board (``seq`` is the frame's). */
-  applySnapshot(b, seq) {
+  applySnapshot(data, seq) {
+    const b = data || {};  // before the race's first snapshot the data is empty
     const runners = b.runners || [];
     this.rows = new Map(runners.map((r) => [r.bib, r]));
     this.order = runners.map((r) => r.bib);
@@ -55,11 +57,19 @@ export class Board {
     return true;
   }
 
-  /** Apply a websocket frame of a standings channel; false: ask for a snapshot. */
+  /**
+   * Apply a websocket frame of a standings channel. Returns false when the caller should
+   * ask for a snapshot: once per gap, later updates wait quietly for the snapshot.
+   */
   apply(frame) {
-    return frame.type === "snapshot"
-      ? this.applySnapshot(frame.data, frame.seq)
-      : this.applyUpdate(frame.data, frame.seq);
+    if (frame.type === "snapshot") {
+      this.awaitingSnapshot = false;
+      return this.applySnapshot(frame.data, frame.seq);
+    }
+    if (this.awaitingSnapshot) return true;
+    if (this.applyUpdate(frame.data, frame.seq)) return true;
+    this.awaitingSnapshot = true;
+    return false;
   }
 
   /** Rows in board order. */

@@ -75,36 +75,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"zegama-live loadtest: {problem}", file=sys.stderr)
         return 2
     out = args.out or Path("var/loadtest") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    out.mkdir(parents=True, exist_ok=True)
     steps = LIMIT_STEPS if args.find_limit else (args.runners,)
     interval = 1.0 if args.find_limit else args.interval
-    start_ms = int(time.time() * 1000)
-    race_dir = out / "race" / args.race.resolve().name
-    entrants = fleets.prepare_race(args.race, race_dir, max(steps), start_ms)
-    stack = Stack(out, race_dir, processors=args.processors, broadcast=args.broadcast)
     command = "zegama-live loadtest " + shlex.join(sys.argv[2:])
-    print(f"run folder {out}; starting the processes under test ...", flush=True)
     held: int | None = None
     try:
-        stack.start()
-        print("started: " + ", ".join(f"{s.name} (pid {s.pid}, {s.ports})"
-                                      for s in stack.services), flush=True)
-        took = stack.wait_pipeline()
-        if took:
-            print(f"the processors published their first runner update {took:.1f} s after "
-                  "the first fix", flush=True)
-        for note in stack.notes:
-            print(note, flush=True)
         for n in steps:
+            # a fresh stack and race of exactly n entrants per step: no lag, state or
+            # race size carried over from the step before
             step_out = out / f"runners-{n}" if args.find_limit else out
-            summary = measure(args, stack, entrants[:n], interval, start_ms, step_out,
-                              command + ("" if not args.find_limit else f"  # step {n}"))
+            summary = run_step(args, n, interval, step_out,
+                               command + (f"  # step {n}" if args.find_limit else ""))
             p99 = summary["end_to_end"]["p99"]
-            sp = summary["spectators"]
-            spectator_errors = bool(sp.get("error") or sp.get("connect_failures")
-                                    or sp.get("disconnects") or sp.get("worker_failures"))
-            ok = (not summary["errors"] and p99 is not None and p99 <= LIMIT_P99_MS
-                  and summary["behind"] == 0 and not spectator_errors)
+            ok = holds(summary)
             print(f"== {n} runners every {interval:g} s: e2e p99 {p99} ms, errors "
                   f"{summary['errors'] or 'none'}: {'held' if ok else 'did not hold'}",
                   flush=True)
@@ -115,15 +98,49 @@ def run(args: argparse.Namespace) -> int:
         print(f"zegama-live loadtest: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted: stopping the processes under test", file=sys.stderr)
+        print("interrupted: the processes under test were stopped", file=sys.stderr)
         return 130
-    finally:
-        stack.stop()
     if args.find_limit:
         (out / "limit.txt").write_text(f"largest field that held at 1 fix/s: {held}\n")
         print(f"largest field that held at 1 fix/s (p99 <= {LIMIT_P99_MS:.0f} ms, no errors): "
               f"{held}")
     return 0
+
+
+def holds(summary: dict[str, Any]) -> bool:
+    """Whether a step held: p99 within the limit, no errors anywhere, nothing died."""
+    p99 = summary["end_to_end"]["p99"]
+    sp = summary["spectators"]
+    spectator_errors = bool(sp.get("error") or sp.get("connect_failures")
+                            or sp.get("disconnects") or sp.get("worker_failures"))
+    died = any(str(n).startswith(("died", "process: no runner-updates"))
+               for n in summary["notes"])
+    return (not summary["errors"] and p99 is not None and p99 <= LIMIT_P99_MS
+            and summary["behind"] == 0 and not spectator_errors and not died)
+
+
+def run_step(args: argparse.Namespace, runners: int, interval: float, out: Path,
+             command: str) -> dict[str, Any]:
+    """Start a stack for ``runners`` entrants, load it, report, and stop it (always)."""
+    out.mkdir(parents=True, exist_ok=True)
+    start_ms = int(time.time() * 1000)
+    race_dir = out / "race" / args.race.resolve().name
+    entrants = fleets.prepare_race(args.race, race_dir, runners, start_ms)
+    stack = Stack(out, race_dir, processors=args.processors, broadcast=args.broadcast)
+    print(f"run folder {out}; starting the processes under test ...", flush=True)
+    try:
+        stack.start()
+        print("started: " + ", ".join(f"{s.name} (pid {s.pid}, {s.ports})"
+                                      for s in stack.services), flush=True)
+        took = stack.wait_pipeline()
+        if took:
+            print(f"the processors published their first runner update {took:.1f} s after "
+                  "the first fix", flush=True)
+        for note in stack.notes:
+            print(note, flush=True)
+        return measure(args, stack, entrants, interval, start_ms, out, command)
+    finally:
+        stack.stop()
 
 
 def measure(args: argparse.Namespace, stack: Stack, entrants: list[tuple[str, str]],

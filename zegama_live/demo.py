@@ -1,71 +1,267 @@
-"""``zegama-live demo``: bring up the local platform and say what runs where.
+"""``zegama-live demo``: the whole platform on this machine, playing a simulated Zegama.
 
-Starts (or finds running) the local Kafka broker with the declared topics and the ingest
-service for the demo race, each in the background with its log under ``var/``. A second
-run finds everything up and says so; ``zegama-live demo --stop`` stops it all. Services
-join this list as they are built.
+Starts the local Kafka broker (unless it runs), then the stream processors, the
+broadcaster and ingest, each in the background with its log and pid under ``var/demo/``,
+and waits for their health checks. It prints the pages' addresses, a race-control token
+and a feed key (made once, kept in ``var/demo/secrets.env``), then plays a simulated
+field (``--runners``, bad weather, incidents) into ingest over HTTP, ``--speed`` times
+faster than real time, with a weather alert for the ridge partway through.
+
+Each run is a new race: the race folder is copied under ``var/demo/races/`` with a new
+id and its start moved to now, and the processors get a new consumer group and data
+folder, so a second run never mixes with the first one's records (other races' records
+on the topics are skipped). Services stop at the end or on Ctrl-C unless ``--keep-running``;
+``zegama-live demo --stop`` stops them, and the broker when the demo started it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from zegama_live import kafka_local
+import numpy as np
+import orjson
+
+from race_engine.racefolder import RaceFolderError, load_race
+from race_engine.simulate import SimOptions, simulate
+from zegama_live import demo_player, kafka_local
+from zegama_live.demo_player import Ingest, PlayError, Progress
 from zegama_live.kafka_local import KafkaError, LocalKafka
 
 DEMO_DIR = kafka_local.REPO / "var" / "demo"
 RACE_DIR = kafka_local.REPO / "races" / "zegama-2026"
+SERVICES = ("ingest", "broadcast", "process")  # stopped in this order
+BROKER_MARK = DEMO_DIR / "kafka.started-by-demo"
+APP_ID = "zegama-demo"
+WEATHER_AT_MS = 90 * 60_000  # race time of the ridge's weather alert: before the leaders get there
+PROGRESS_EVERY_S = 5.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop", action="store_true", help="stop the demo's services and broker")
+    parser.add_argument("--runners", type=int, default=500,
+                        help="runners to simulate (default %(default)s)")
+    parser.add_argument("--speed", type=float, default=20.0,
+                        help="how many times faster than real time to play (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=2026, help="simulation seed")
+    parser.add_argument("--keep-running", action="store_true",
+                        help="leave the services up when the race ends or on Ctrl-C")
     parser.add_argument("--kafka-port", type=int, default=kafka_local.DEFAULT_PORT,
                         help="the local broker's client port (default %(default)s)")
     parser.add_argument("--ingest-port", type=int, default=8081,
                         help="ingest API port (default %(default)s)")
     parser.add_argument("--osmand-port", type=int, default=5055,
                         help="ingest OsmAnd port, as Traccar (default %(default)s)")
+    parser.add_argument("--process-port", type=int, default=6066,
+                        help="processors' /healthz and /metrics port (default %(default)s)")
+    parser.add_argument("--http-port", type=int, default=8080,
+                        help="broadcaster pages and feed port (default %(default)s)")
+    parser.add_argument("--ws-port", type=int, default=8765,
+                        help="broadcaster websocket port (default %(default)s)")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One background process of the demo."""
+
+    name: str
+    cmd: list[str]
+    health: str
+    env: dict[str, str]
 
 
 def run(args: argparse.Namespace) -> int:
     k = LocalKafka(port=args.kafka_port, controller_port=args.kafka_port + 1)
     if args.stop:
-        print(_stop_service("ingest"))
-        print(kafka_local.stop(k))
+        stop_all(k, broker=True)
         return 0
+    problem = _check(args)
+    if problem:
+        print(f"zegama-live demo: {problem}", file=sys.stderr)
+        return 2
+    began = time.monotonic()
+    stop_all(k, broker=False, quiet=True)  # a new run is a new race: services restart
     try:
+        was_running = kafka_local.running_pid(k) is not None
         print(kafka_local.start(k))
+        if not was_running:
+            BROKER_MARK.write_text(str(kafka_local.running_pid(k)))
     except KafkaError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     keys = _demo_keys()
-    ingest = _start_ingest(args, k, keys)
-    if ingest is not None:
-        print(ingest)
+    source = load_race(RACE_DIR)
+    sim = simulate(source, np.random.default_rng(args.seed),
+                   SimOptions(runners=args.runners, incidents=True, weather="bad"))
+    start_ms = int(time.time()) * 1000
+    race_id = "zegama-" + datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y%m%d-%H%M%S")
+    folder = demo_player.shifted_race(RACE_DIR, DEMO_DIR / "races", race_id, start_ms,
+                                        source.timezone)
+    try:
+        race = load_race(folder)
+    except RaceFolderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
-    api = f"http://127.0.0.1:{args.ingest_port}"
+    shutil.rmtree(DEMO_DIR / "process", ignore_errors=True)  # earlier runs' tables
+    for service in _services(args, k, folder, keys):
+        error = _start(service)
+        if error:
+            print(error, file=sys.stderr)
+            stop_all(k, broker=False)
+            return 1
+    _announce(args, race.id, keys, time.monotonic() - began)
+    signal.signal(signal.SIGTERM, _interrupt)
+    code = 1
+    try:
+        code = _play(args, k, source, sim, race.id, start_ms, keys)
+    except KeyboardInterrupt:
+        print("\ninterrupted")
+        code = 130
+    finally:
+        if args.keep_running:
+            print("services keep running; stop them with: zegama-live demo --stop")
+        else:
+            stop_all(k, broker=True)
+    return code
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    if not 1 <= args.runners <= 500:
+        return f"--runners must be within 1..500 (entrants.csv has 500), got {args.runners}"
+    if not 0.1 <= args.speed <= 1000:
+        return f"--speed must be within 0.1..1000, got {args.speed}"
+    return None
+
+
+def _services(args: argparse.Namespace, k: LocalKafka, folder: Path,
+              keys: dict[str, str]) -> list[Service]:
+    cli = [sys.executable, "-m", "zegama_live.cli"]
+    local = "http://127.0.0.1"
+    # Fixes run ahead of the wall clock by the speed-up: ingest must take the whole race.
+    ahead_s = str(48 * 3600)
+    return [
+        Service("process", [*cli, "process", "--races", str(folder), "--kafka-bootstrap",
+                            k.bootstrap, "--data-dir", str(DEMO_DIR / "process" / folder.name),
+                            "--app-id", f"{APP_ID}-{folder.name}",
+                            "--web-port", str(args.process_port),
+                            "--loglevel", "info"],
+                f"{local}:{args.process_port}/healthz", {}),
+        Service("broadcast", [*cli, "broadcast", "--race", str(folder), "--bootstrap",
+                              k.bootstrap, "--http-port", str(args.http_port),
+                              "--ws-port", str(args.ws_port)],
+                f"{local}:{args.http_port}/healthz",
+                {"ZEGAMA_CONTROL_TOKENS": f"demo:{keys['ZEGAMA_CONTROL_TOKEN']}",
+                 "ZEGAMA_FEED_KEYS": f"demo:{keys['ZEGAMA_FEED_KEY']}"}),
+        Service("ingest", [*cli, "ingest", "--race-dir", str(folder), "--port",
+                           str(args.ingest_port), "--osmand-port", str(args.osmand_port),
+                           "--kafka-bootstrap", k.bootstrap, "--max-future-s", ahead_s],
+                f"{local}:{args.ingest_port}/healthz", keys),
+    ]
+
+
+def _announce(args: argparse.Namespace, race: str, keys: dict[str, str], took_s: float) -> None:
+    web = f"http://127.0.0.1:{args.http_port}"
     print(f"""
-Running:
-  Kafka broker (KRaft, single node)  {k.bootstrap}   data and logs: {k.home}
-  ingest API                         {api}/v1/pings   {api}/healthz   {api}/metrics
-  ingest, OsmAnd (Traccar Client)    http://<this machine>:{args.osmand_port}/
-  logs                               {DEMO_DIR}
+All services up in {took_s:.0f} s. Race {race}: {args.runners} runners, bad weather, incidents,
+played {args.speed:g}x faster than real time.
 
-Race: {RACE_DIR.name}. Ingest key: {keys['ZEGAMA_INGEST_KEY']}
-Try:  curl -s -H 'Authorization: Bearer {keys['ZEGAMA_INGEST_KEY']}' {api}/v1/pings \\
-        -d '[{{"device":"ZGM-0001","ts":'$(date +%s000)',"lat":42.975,"lon":-2.29}}]'
-Per-device tokens for phones: zegama-live ingest --print-device-tokens (with the keys in
-{DEMO_DIR / 'secrets.env'} exported).
+  spectator page     {web}/
+  race-control page  {web}/control      token: {keys['ZEGAMA_CONTROL_TOKEN']}
+  JSON feed          {web}/feed/v1/races/{race}/standings   X-API-Key: {keys['ZEGAMA_FEED_KEY']}
+  ingest             http://127.0.0.1:{args.ingest_port}/v1/pings   key: {keys['ZEGAMA_INGEST_KEY']}
+  logs               {DEMO_DIR}
 
-Stop everything: zegama-live demo --stop   (or: make demo-stop)""")
+Ctrl-C stops the demo; zegama-live demo --stop stops services left running.
+""", flush=True)
+
+
+def _play(args: argparse.Namespace, k: LocalKafka, source: Any, sim: Any, race: str,
+          start_ms: int, keys: dict[str, str]) -> int:
+    """Play the simulation; print progress; 0 when the whole race was played."""
+    ingest = Ingest(f"http://127.0.0.1:{args.ingest_port}", keys["ZEGAMA_INGEST_KEY"])
+    progress = Progress()
+    items = demo_player.schedule(sim.pings(), source, start_ms, args.speed)
+    weather_sent = False
+    shown = time.monotonic()
+    try:
+        for p in demo_player.play(items, ingest, progress):
+            if not weather_sent and p.race_ms >= WEATHER_AT_MS:
+                demo_player.publish_control(k.bootstrap, demo_player.control_command(
+                    race, "weather", zone=source.danger_zones[0].id, on=True))
+                weather_sent = True
+                print(f"race control: weather alert on for {source.danger_zones[0].name}")
+            if time.monotonic() - shown >= PROGRESS_EVERY_S:
+                shown = time.monotonic()
+                print(_progress_line(args, race, keys, p), flush=True)
+                dead = [name for name in SERVICES if not _running(name)]
+                if dead:
+                    print(f"error: {', '.join(dead)} stopped; see "
+                          f"{', '.join(str(DEMO_DIR / f'{n}.log') for n in dead)}",
+                          file=sys.stderr)
+                    return 1
+    except PlayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ingest.close()
+    time.sleep(3.0)  # the last fixes through the processors before the final line
+    print(_progress_line(args, race, keys, progress))
+    print("race over: every fix played")
     return 0
+
+
+def _progress_line(args: argparse.Namespace, race: str, keys: dict[str, str],
+                   p: Progress) -> str:
+    s = max(0, p.race_ms // 1000)
+    clock = f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+    web = f"http://127.0.0.1:{args.http_port}/feed/v1/races/{race}"
+    answer = _get_json(f"{web}/standings", keys["ZEGAMA_FEED_KEY"])
+    board = None if answer is None else answer.get("board")  # null before the first snapshot
+    alerts = _get_json(f"{web}/alerts", keys["ZEGAMA_CONTROL_TOKEN"])
+    finished = "?" if board is None else str(len(board.get("finishers") or []))
+    leader = "-" if board is None else str(board.get("leader") or "-")
+    open_alerts = "?" if alerts is None else str(len(alerts.get("alerts", [])))
+    refused = f" ({p.rejected:,} refused: {p.first_refusal})" if p.rejected else ""
+    return (f"race {clock}  fixes sent {p.sent:,}{refused}  leader bib {leader}  "
+            f"finished {finished}  open alerts {open_alerts}")
+
+
+def _get_json(url: str, key: str) -> Any:
+    try:
+        req = urllib.request.Request(url, headers={"X-API-Key": key})
+        with urllib.request.urlopen(req, timeout=2.0) as answer:
+            return orjson.loads(answer.read())
+    except (OSError, ValueError):
+        return None
+
+
+def stop_all(k: LocalKafka, *, broker: bool, quiet: bool = False) -> None:
+    """Stop the demo's services, and the broker when ``broker`` and the demo started it."""
+    for name in SERVICES:
+        message = _stop_service(name)
+        if not quiet or "stopped" in message:
+            print(message)
+    if broker and BROKER_MARK.exists():
+        print(kafka_local.stop(k))
+        BROKER_MARK.unlink(missing_ok=True)
+    elif broker and not quiet:
+        print(f"Kafka on {k.bootstrap} left running: the demo did not start it")
 
 
 def _demo_keys() -> dict[str, str]:
@@ -73,11 +269,21 @@ def _demo_keys() -> dict[str, str]:
     path = DEMO_DIR / "secrets.env"
     if not path.exists():
         DEMO_DIR.mkdir(parents=True, exist_ok=True)
-        names = ("ZEGAMA_INGEST_KEY", "ZEGAMA_INGEST_DEVICE_SECRET", "ZEGAMA_INGEST_ADMIN_KEY")
-        path.write_text("".join(f"{n}={secrets.token_urlsafe(18)}\n" for n in names))
+        path.write_text("")
         path.chmod(0o600)
     pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return {name: value for name, value in pairs}
+    keys = {name: value for name, value in pairs}
+    missing = [n for n in KEY_NAMES if n not in keys]
+    if missing:  # a file from an older demo: add the new keys, keep the old ones
+        with open(path, "a") as out:
+            for name in missing:
+                keys[name] = secrets.token_urlsafe(18)
+                out.write(f"{name}={keys[name]}\n")
+    return keys
+
+
+KEY_NAMES = ("ZEGAMA_INGEST_KEY", "ZEGAMA_INGEST_DEVICE_SECRET", "ZEGAMA_INGEST_ADMIN_KEY",
+             "ZEGAMA_CONTROL_TOKEN", "ZEGAMA_FEED_KEY")
 
 
 def _healthy(url: str) -> bool:
@@ -88,31 +294,31 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _start_ingest(args: argparse.Namespace, k: LocalKafka, keys: dict[str, str]) -> str | None:
-    """Start ingest unless it answers; None on success, else what went wrong."""
-    health = f"http://127.0.0.1:{args.ingest_port}/healthz"
-    if _healthy(health):
-        print(f"ingest already running on port {args.ingest_port}")
-        return None
-    log = DEMO_DIR / "ingest.log"
-    cmd = [sys.executable, "-m", "zegama_live.cli", "ingest", "--race-dir", str(RACE_DIR),
-           "--port", str(args.ingest_port), "--osmand-port", str(args.osmand_port),
-           "--kafka-bootstrap", k.bootstrap]
+def _start(service: Service, wait_s: float = 120.0) -> str | None:
+    """Start ``service`` in the background and wait for its health check.
+
+    Returns None when it answers, else what went wrong (and where its log is).
+    """
+    if _healthy(service.health):
+        return (f"error: something already answers {service.health}; stop it (zegama-live "
+                "demo --stop) or pick other ports")
+    log = DEMO_DIR / f"{service.name}.log"
+    began = time.monotonic()
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, env={**os.environ, **keys}, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    (DEMO_DIR / "ingest.pid").write_text(str(proc.pid))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+        proc = subprocess.Popen(service.cmd, env={**os.environ, **service.env,
+                                                  "PYTHONUNBUFFERED": "1"},
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=kafka_local.REPO, start_new_session=True)
+    (DEMO_DIR / f"{service.name}.pid").write_text(str(proc.pid))
+    while time.monotonic() - began < wait_s:
         if proc.poll() is not None:
-            return f"error: ingest exited with {proc.returncode}; see {log}"
-        if _healthy(health):
-            print(f"ingest started on ports {args.ingest_port} and {args.osmand_port} "
-                  f"(pid {proc.pid})")
+            return f"error: {service.name} exited with {proc.returncode}; see {log}"
+        if _healthy(service.health):
+            print(f"{service.name} started in {time.monotonic() - began:.1f} s (pid {proc.pid})",
+                  flush=True)
             return None
-        time.sleep(0.2)
-    return f"error: ingest did not answer {health} within 30 s; see {log}"
+        time.sleep(0.3)
+    return f"error: {service.name} did not answer {service.health} within {wait_s:.0f} s; see {log}"
 
 
 def _stop_service(name: str) -> str:
@@ -123,11 +329,28 @@ def _stop_service(name: str) -> str:
     except (FileNotFoundError, ValueError, ProcessLookupError):
         pid_file.unlink(missing_ok=True)
         return f"{name} is not running"
-    for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
+    deadline = time.monotonic() + 30
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            deadline += 10
         time.sleep(0.1)
     pid_file.unlink(missing_ok=True)
     return f"{name} stopped (pid {pid})"
+
+
+def _running(name: str) -> bool:
+    try:
+        return _alive(int((DEMO_DIR / f"{name}.pid").read_text()))
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):  # reap it when this process started it
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -321,7 +321,8 @@ def _start_profile(stack: Stack, sampler: Sampler, probe_rows: list[dict[str, An
     verdict = saturated_first(sampler.samples, merge_seconds(probe_rows), os.cpu_count())
     name = verdict["process"]
     service = stack.service(name) if isinstance(name, str) else None
-    if isinstance(name, str) and name.startswith("consumer group"):
+    lagging = isinstance(name, str) and name.startswith("consumer group")
+    if lagging:
         service = stack.service("process")  # the processors are the group that lags
     if service is None or service.name == "broker":
         python = [s for s in stack.services if s.name != "broker"]
@@ -329,7 +330,10 @@ def _start_profile(stack: Stack, sampler: Sampler, probe_rows: list[dict[str, An
 
     def work() -> None:
         result.update(profile(service.name, service.pid, out / "profile", seconds))
-        if name != service.name:
+        if lagging:
+            result["message"] = (f"the processors, the consumers of {name}. "
+                                 + result.get("message", ""))
+        elif name != service.name:
             result["message"] = (f"{name} cannot be profiled with py-spy; profiled the "
                                  "busiest Python process under test instead. "
                                  + result.get("message", ""))

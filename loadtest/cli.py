@@ -34,7 +34,8 @@ def _env(name: str, default: str) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     def add(flag: str, env: str, default: str, kind: Any, text: str) -> None:
-        parser.add_argument(flag, type=kind, default=kind(_env(env, default)),
+        # a string default goes through ``kind`` too: a bad variable is a clear usage error
+        parser.add_argument(flag, type=kind, default=_env(env, default),
                             help=f"{text} [env ZEGAMA_LOADTEST_{env}; default {default}]")
 
     add("--runners", "RUNNERS", "500", int, "devices in the fleet")

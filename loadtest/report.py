@@ -298,11 +298,14 @@ def _plots(out: Path, run: dict[str, Any], s: dict[str, Any]) -> list[str]:
     save(fig, "latency-over-time.png")
 
     fig, ax = plt.subplots(figsize=(8, 4))
-    values = np.sort([v for r in merge_seconds(run["probe"]) for v in r.get(key, [])])
-    if values.size:
-        ax.plot(values, np.arange(1, values.size + 1) / values.size)
-        ax.set_xscale("log")
-    ax.set(xlabel="ms", ylabel="fraction of fixes", title=f"Latency CDF: {s['latency_label']}")
+    probe = merge_seconds(run["probe"])
+    for k, label in LATENCY_SOURCES:  # all stages: the gaps show where latency is added
+        values = np.sort([max(v, 0.1) for r in probe for v in r.get(k, [])])
+        if values.size:
+            ax.plot(values, np.arange(1, values.size + 1) / values.size, label=label)
+            ax.set_xscale("log")
+    ax.set(xlabel="ms", ylabel="fraction of fixes", title="Latency CDF, fix sent -> ...")
+    ax.legend(fontsize="small")
     save(fig, "latency-cdf.png")
 
     fig, ax = plt.subplots(figsize=(8, 4))

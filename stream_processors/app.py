@@ -63,6 +63,18 @@ def event_context(event: faust.types.EventT) -> Iterator[None]:
         _current_event.reset(token)
 
 
+def stored(value: Any) -> Any:
+    """A table value as JSON data. Values are written as JSON bytes; after a recovery
+    from the changelog Faust may hand them back already decoded."""
+    if value is None or isinstance(value, dict | list):
+        return value
+    return orjson.loads(value)
+
+
+def _key(k: Any) -> bytes:
+    return k if isinstance(k, bytes) else str(k).encode()
+
+
 def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App:
     """The worker's Faust app for ``races`` (race id -> race)."""
     app = faust.App(
@@ -79,6 +91,11 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
         web_enabled=True, web_host=settings.web_host, web_port=settings.web_port,
         web_bind=settings.web_host,
         worker_redirect_stdouts=False,
+        # A worker killed without leaving the group holds its partitions until the
+        # session times out: keep that short so a restarted or surviving worker takes
+        # over within seconds, not a minute.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
     )
     within = settings.batch_within_ms / 1000.0
     timing = Timing(snapshot_ms=round(settings.snapshot_every_s * 1000),
@@ -105,7 +122,7 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
     def ensure_runner(race: str, bib: str) -> None:
         if not runner_stage.is_loaded(race, bib):
             raw = runners_table.get(f"{race}:{bib}".encode())
-            runner_stage.load(race, bib, None if raw is None else orjson.loads(raw))
+            runner_stage.load(race, bib, stored(raw))
 
     async def forward(events: dict[tuple[str, str], faust.types.EventT]) -> None:
         for race, bib, snap in runner_stage.take_snapshots():
@@ -185,10 +202,9 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
         stage = stages.get(race)
         if stage is None and race in races:
             prefix = f"{race}:".encode()
-            snaps = [orjson.loads(v) for k, v in race_runners.items()
-                     if k.startswith(prefix) and v is not None]
-            meta = races_table.get(race.encode())
-            stage = RaceStage.restore(races[race], None if meta is None else orjson.loads(meta),
+            snaps = [stored(v) for k, v in race_runners.items()
+                     if _key(k).startswith(prefix) and v is not None]
+            stage = RaceStage.restore(races[race], stored(races_table.get(race.encode())),
                                       snaps, timing)
             stages[race] = stage
             log.info("race %s: took over with %d runners", race, len(snaps))
@@ -283,7 +299,9 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", "races": sorted(races),
-                         "owns_races": owns_races(), "rebalancing": bool(app.rebalancing)})
+        pings = sorted(tp.partition for tp in app.assignor.assigned_actives()
+                       if tp.topic == t.PINGS)
+        return web.json({"status": "ok", "races": sorted(races), "owns_races": owns_races(),
+                         "rebalancing": bool(app.rebalancing), "pings_partitions": pings})
 
     return app

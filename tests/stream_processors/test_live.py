@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from processor_harness import (
     Worker,
@@ -56,7 +57,7 @@ async def live_splits(bootstrap: str, race_id: str, want: int) -> list[dict[str,
         last.append(splits)
         return splits if done else None
 
-    return await wait_for(settled, 120, f"{want} splits on standings.v1")
+    return await wait_for(settled, 240, f"{want} splits on standings.v1")
 
 
 async def test_live_splits_equal_replay(kafka_bootstrap, race, pings, expected, tmp_path):  # type: ignore[no-untyped-def]
@@ -69,3 +70,71 @@ async def test_live_splits_equal_replay(kafka_bootstrap, race, pings, expected, 
         worker.stop()
     assert len(expected) > RUNNERS * 5
     assert got == expected
+
+
+async def metric(worker: Worker, name: str) -> float:
+    """The sum of a metric's samples on a worker's /metrics (0 when not up yet)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith((name + "{", name + " ")) or
+               ("{" in name and line.startswith(name)))
+
+
+async def test_a_killed_worker_recovers_and_ends_with_the_same_splits(  # type: ignore[no-untyped-def]
+        kafka_bootstrap, race, pings, expected, tmp_path):
+    name = app_id("crash")
+    half = len(pings) // 2
+    w = Worker(kafka_bootstrap, str(RACE_DIR), tmp_path / "w", name, tmp_path / "w.log").start()
+    try:
+        await produce(kafka_bootstrap, PINGS, [(k, v) for k, v, _ in pings[:half]])
+
+        async def midway() -> bool:
+            return await metric(w, "zegama_process_events_total") >= half
+
+        await wait_for(midway, 90, "the worker to process the first half")
+        w.kill()  # kill -9 in the middle of the race
+        await produce(kafka_bootstrap, PINGS, [(k, v) for k, v, _ in pings[half:]])
+        w.start()
+        got = await live_splits(kafka_bootstrap, race.id, len(expected))
+    finally:
+        w.stop()
+    assert got == expected
+
+
+async def test_two_workers_share_the_partitions_and_agree_with_one(  # type: ignore[no-untyped-def]
+        kafka_bootstrap, race, pings, expected, tmp_path):
+    name = app_id("scale")
+    workers = [Worker(kafka_bootstrap, str(RACE_DIR), tmp_path / f"w{i}", name,
+                      tmp_path / f"w{i}.log").start() for i in (1, 2)]
+    try:
+        async def both_joined() -> bool:
+            health = [await _get(w, "/healthz") for w in workers]
+            parts = [orjson.loads(h)["pings_partitions"] if h else [] for h in health]
+            return sorted(p for ps in parts for p in ps) == list(range(6)) and all(parts)
+
+        await wait_for(both_joined, 180, "both workers to share the 6 partitions")
+        await produce(kafka_bootstrap, PINGS, [(k, v) for k, v, _ in pings])
+        got = await live_splits(kafka_bootstrap, race.id, len(expected))
+        shares = [await metric(w, 'zegama_process_events_total{topic="pings.v1"')
+                  for w in workers]
+    finally:
+        for w in workers:
+            w.stop()
+    assert got == expected
+    assert all(share > 0 for share in shares), f"pings processed per worker: {shares}"
+
+
+async def _get(worker: Worker, path: str) -> bytes | None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}{path}", timeout=2) as r:
+            return bytes(r.read())
+    except OSError:
+        return None

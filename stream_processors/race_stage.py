@@ -77,15 +77,19 @@ class RaceStage:
     def on_command(self, cmd: dict[str, Any], wall_ms: int) -> tuple[str, str | None]:
         """A race command (ack, weather, reassign): ``(result, error)``. Never raises."""
         now = self.now(wall_ms)
+        before = self._control_state()
         try:
             changes = self.engine.on_control(cmd, now)
         except EngineInputError as e:
             return "rejected", str(e)
         self._take_alerts(changes, wall_ms, by=cmd.get("by"))
         self.saved = False
-        if cmd["op"] == "reassign":
-            return "applied", None
-        return ("applied" if changes else "unchanged"), None
+        return ("applied" if changes or self._control_state() != before else "unchanged"), None
+
+    def _control_state(self) -> tuple[Any, ...]:
+        e = self.engine
+        return (frozenset(e.weather), tuple(sorted(e.devices.items())),
+                frozenset(a["id"] for a in e.alerts() if a["acknowledged"]))
 
     def on_audit(self, entry: dict[str, Any]) -> None:
         self._audits.append(entry)

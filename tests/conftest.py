@@ -5,6 +5,7 @@ at the end."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 from collections.abc import Iterator
@@ -18,18 +19,21 @@ from zegama_live.kafka_local import LocalKafka
 
 
 def _free_port_pair() -> int:
-    """A port p such that p and p+1 are both free (client and controller listeners)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
+    """A port p such that p and p+1 are both free (client and controller listeners).
+
+    Picked below Linux's ephemeral range (32768+), which load tests with thousands of
+    client sockets can fill."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 32_000)
+        try:
+            for p in (port, port + 1):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
         return port
-    raise RuntimeError("no two consecutive free ports on 127.0.0.1")
+    raise RuntimeError("no two consecutive free ports on 127.0.0.1 within 20000-32000")
 
 
 @dataclass
@@ -67,9 +71,18 @@ def kafka_broker() -> Iterator[Broker]:
     root = kafka_local.REPO / "var" / "kafka-test"
     _remove_stale_brokers(root)
     home = root / f"session-{os.getpid()}"
-    port = _free_port_pair()
-    broker = Broker(LocalKafka(home=home, port=port, controller_port=port + 1))
-    message = broker.start()
+    # A free port can be taken by another process between the check and the broker's
+    # bind (other test sessions, load tests): try fresh ports a few times.
+    for attempt in range(4):
+        port = _free_port_pair()
+        broker = Broker(LocalKafka(home=home, port=port, controller_port=port + 1))
+        try:
+            message = broker.start()
+            break
+        except kafka_local.KafkaError:
+            if attempt == 3:
+                raise
+            shutil.rmtree(home, ignore_errors=True)
     jars = sorted(p.name for p in kafka_local.LIBS.glob("kafka_2.13-*.jar"))
     _started.append(f"integration tests: real Apache Kafka broker ({', '.join(jars)}): {message}")
     yield broker

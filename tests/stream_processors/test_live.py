@@ -3,6 +3,7 @@ scale-out, control commands."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from processor_harness import (
 
 from race_engine.racefolder import load_race
 from race_engine.replay import final_splits, replay
-from zegama_live.topics import PINGS, STANDINGS
+from zegama_live.topics import ALERTS, CONTROL, CONTROL_LOG, PINGS, STANDINGS
 
 pytestmark = pytest.mark.integration
 RACE_DIR = Path(__file__).resolve().parents[2] / "races" / "zegama-2026"
@@ -138,3 +139,48 @@ async def _get(worker: Worker, path: str) -> bytes | None:
             return bytes(r.read())
     except OSError:
         return None
+
+
+async def test_control_commands_change_what_is_published_and_survive_a_restart(  # type: ignore[no-untyped-def]
+        kafka_bootstrap, race, pings, expected, tmp_path):
+    name = app_id("control")
+    w = Worker(kafka_bootstrap, str(RACE_DIR), tmp_path / "w", name, tmp_path / "w.log").start()
+    try:
+        await produce(kafka_bootstrap, PINGS, [(k, v) for k, v, _ in pings])
+        await live_splits(kafka_bootstrap, race.id, len(expected))
+        alerts = {a["alert"]["id"]: a for a in await read_all(kafka_bootstrap, ALERTS)
+                  if a["race"] == race.id}
+        open_id = next(i for i, a in alerts.items() if a["action"] == "raised")
+        bib = expected[0]["bib"]
+        stamp = {"by": "control:test", "at_ms": 1, "race": race.id}
+        await produce(kafka_bootstrap, CONTROL, [
+            (race.id.encode(), orjson.dumps({**stamp, "id": f"{name}-1", "op": "dnf",
+                                              "bib": bib, "reason": "hypothermia"})),
+            (race.id.encode(), orjson.dumps({**stamp, "id": f"{name}-2", "op": "ack",
+                                              "alert_id": open_id})),
+        ])
+
+        async def dnf_on_board() -> bool:
+            board = latest_board(await read_all(kafka_bootstrap, STANDINGS), race.id)
+            row = next(r for r in (board or {"runners": []})["runners"] if r["bib"] == bib)
+            return row["status"] == "dnf" and row["rank"] is None
+
+        await wait_for(dnf_on_board, 120, f"bib {bib} to leave the ranking")
+        w.kill()
+        w.start()
+
+        async def audited() -> list[dict[str, Any]]:
+            log = [e for e in await read_all(kafka_bootstrap, CONTROL_LOG)
+                   if str(e["id"]).startswith(name)]
+            return log if len(log) == 2 else []
+
+        log = await wait_for(audited, 120, "both commands in the audit log")
+        await asyncio.sleep(5)  # the restarted worker has published its first rounds
+    finally:
+        w.stop()
+    # Runner commands take the per-runner path, race commands go straight to the race:
+    # each path keeps its order, the two may interleave (docs/processors.md).
+    assert sorted((e["op"], e["result"], e["by"]) for e in log) == [
+        ("ack", "applied", "control:test"), ("dnf", "applied", "control:test")]
+    latest = [a for a in await read_all(kafka_bootstrap, ALERTS) if a["alert"]["id"] == open_id]
+    assert latest[-1]["alert"]["acknowledged"] is True, latest[-1]

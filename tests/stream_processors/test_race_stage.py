@@ -1,0 +1,175 @@
+"""The per-race and per-runner stages without Kafka: records, sequence numbers, deltas,
+commands and restarts."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from race_engine.racefolder import load_race
+from race_engine.simulate import SimOptions, simulate
+from stream_processors.commands import CommandError, decode_command
+from stream_processors.race_stage import SEQ_RESTART_GAP, RaceStage, Timing
+from stream_processors.runner_stage import RunnerStage
+from zegama_live.records import PingRecord
+from zegama_live.topics import ALERTS, CONTROL_LOG, RUNNER_UPDATES, STANDINGS
+
+RACE_DIR = Path(__file__).resolve().parents[2] / "races" / "zegama-2026"
+
+
+@pytest.fixture(scope="module")
+def race():  # type: ignore[no-untyped-def]
+    return load_race(RACE_DIR)
+
+
+@pytest.fixture(scope="module")
+def fed(race):  # type: ignore[no-untyped-def]
+    """A runner stage fed a 6-runner simulated race, and the snapshots it hands on."""
+    sim = simulate(race, np.random.default_rng(3), SimOptions(runners=6, incidents=False))
+    bibs = {e.device: e.bib for e in race.entrants}
+    stage = RunnerStage({race.id: race})
+    snaps: list[tuple[str, str, dict[str, Any]]] = []
+    for n, (fix, arrival) in enumerate(sim.pings()):
+        bib = bibs[fix.device]
+        if not stage.is_loaded(race.id, bib):
+            stage.load(race.id, bib, None)
+        stage.on_ping(PingRecord(race.id, bib, fix, arrival, "batch"), arrival)
+        if n % 200 == 0:
+            snaps += stage.take_snapshots()
+    snaps += stage.take_snapshots()
+    return stage, snaps
+
+
+def by_topic(records: list[tuple[str, str, dict[str, Any]]], topic: str) -> list[dict[str, Any]]:
+    return [v for t, _, v in records if t == topic]
+
+
+def test_records_carry_one_increasing_sequence_across_topics(race, fed) -> None:  # type: ignore[no-untyped-def]
+    _, snaps = fed
+    stage = RaceStage(race, Timing(snapshot_ms=60_000))
+    seqs: list[int] = []
+    wall = race.start_ms
+    for n, (_, _, snap) in enumerate(snaps):
+        stage.on_runner(snap, wall)
+        if n % 5 == 0:
+            wall += 500
+            seqs += [v["seq"] for _, _, v in stage.publish(wall)]
+    assert len(seqs) > 20
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+def test_updates_applied_to_the_first_snapshot_give_the_latest_board(race, fed) -> None:  # type: ignore[no-untyped-def]
+    _, snaps = fed
+    stage = RaceStage(race, Timing(snapshot_ms=10**12))
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    wall = race.start_ms
+    for n, (_, _, snap) in enumerate(snaps):
+        stage.on_runner(snap, wall)
+        if n % 3 == 0:
+            wall += 500
+            out += stage.publish(wall)
+    out += stage.publish(wall + 500)
+    standings = by_topic(out, STANDINGS)
+    assert standings[0]["type"] == "snapshot"
+    assert {r["type"] for r in standings[1:]} == {"update"}
+    board = standings[0]["board"]
+    for upd in standings[1:]:
+        rows = {r["bib"]: r for r in board["runners"]} | {r["bib"]: r for r in upd["rows"]}
+        board["runners"] = [rows[b] for b in upd["order"]]
+        cps = {c["id"]: c for c in board["checkpoints"]} | {c["id"]: c for c in upd["checkpoints"]}
+        board["checkpoints"] = [cps[c["id"]] for c in board["checkpoints"]]
+    final = stage.engine.board(stage.now(wall + 500))
+    assert board["checkpoints"] == final["checkpoints"]
+    assert [r["bib"] for r in board["runners"]] == [r["bib"] for r in final["runners"]]
+    assert [r["rank"] for r in board["runners"]] == [r["rank"] for r in final["runners"]]
+    # an update names the standings record it follows
+    assert all(u["base_seq"] == p["seq"] for p, u in itertools.pairwise(standings))
+
+
+def test_a_changed_runner_gets_one_card_with_its_track(race, fed) -> None:  # type: ignore[no-untyped-def]
+    _, snaps = fed
+    stage = RaceStage(race)
+    last = {bib: snap for _, bib, snap in snaps}
+    for snap in last.values():
+        stage.on_runner(snap, race.start_ms)
+    cards = by_topic(stage.publish(race.start_ms), RUNNER_UPDATES)
+    assert sorted(c["bib"] for c in cards) == sorted(last)
+    card = cards[0]
+    assert card["card"]["bib"] == card["bib"] and card["track"][0] == [0.0, 0.0]
+    assert [p[1] for p in card["track"]] == sorted(p[1] for p in card["track"])
+    assert by_topic(stage.publish(race.start_ms + 500), RUNNER_UPDATES) == []
+
+
+def test_weather_raises_zone_alerts_and_an_audit_entry(race, fed) -> None:  # type: ignore[no-untyped-def]
+    _, snaps = fed
+    stage = RaceStage(race)
+    for _, _, snap in snaps:
+        stage.on_runner(snap, race.start_ms)
+    stage.publish(race.start_ms)
+    zone = race.danger_zones[0].id
+    cmd = {"op": "weather", "zone": zone, "on": True, "race": race.id, "id": "c1", "by": "maite"}
+    assert stage.on_command(cmd, race.start_ms) == ("applied", None)
+    assert stage.on_command({**cmd, "zone": "nowhere"}, race.start_ms)[0] == "rejected"
+    assert stage.on_command(cmd, race.start_ms) == ("unchanged", None)
+
+
+def test_an_acknowledged_alert_stays_acknowledged_after_a_restart(race, fed) -> None:  # type: ignore[no-untyped-def]
+    _, snaps = fed
+    stage = RaceStage(race)
+    last = {bib: snap for _, bib, snap in snaps}
+    for snap in last.values():
+        stage.on_runner(snap, race.start_ms)
+    wall = max(s["last"]["t"] for s in last.values()) + 3_600_000  # an hour of silence
+    raised = [v for v in by_topic(stage.publish(wall), ALERTS) if v["action"] == "raised"]
+    assert raised
+    alert = raised[0]["alert"]
+    stage.on_command({"op": "ack", "alert_id": alert["id"], "race": race.id, "by": "maite"},
+                     wall)
+    acked = by_topic(stage.publish(wall + 500), ALERTS)
+    assert [(a["action"], a["by"]) for a in acked] == [("acknowledged", "maite")]
+
+    again = RaceStage.restore(race, stage.meta(), list(last.values()))
+    assert again.seq == stage.seq + SEQ_RESTART_GAP
+    out = again.publish(wall + 1000)
+    assert by_topic(out, STANDINGS)[0]["type"] == "snapshot"
+    assert not [a for a in by_topic(out, ALERTS) if a["alert"]["id"] == alert["id"]]
+    assert next(a for a in again.engine.alerts() if a["id"] == alert["id"])["acknowledged"]
+
+
+def test_runner_commands_say_what_came_of_them(race, fed) -> None:  # type: ignore[no-untyped-def]
+    stage, _ = fed
+    bib = next(iter(sorted(b for _, b in stage._loaded)))
+    dnf = {"op": "dnf", "bib": bib, "reason": "hypothermia", "race": race.id}
+    assert stage.on_command(dnf, race.start_ms) == ("applied", None)
+    assert stage.on_command(dnf, race.start_ms) == ("unchanged", None)
+    assert stage.take_snapshots()[0][2]["status"] == "dnf"
+    result, error = stage.on_command({**dnf, "bib": "no-such-bib"}, race.start_ms)
+    assert result == "rejected" and "no-such-bib" in (error or "")
+
+
+def test_audit_entries_are_published_on_the_control_log(race) -> None:  # type: ignore[no-untyped-def]
+    stage = RaceStage(race)
+    stage.on_audit({"v": 1, "race": race.id, "id": "c9", "result": "applied"})
+    logged = by_topic(stage.publish(race.start_ms), CONTROL_LOG)
+    assert [(e["id"], e["result"]) for e in logged] == [("c9", "applied")]
+
+
+@pytest.mark.parametrize("value, message", [
+    (b"not json", "not JSON"),
+    (b"[1]", "JSON object"),
+    (b'{"op": "dnf", "race": "elsewhere", "bib": "1"}', "not one of"),
+    (b'{"op": "fly", "race": "zegama-2026"}', "unknown control op"),
+    (b'{"op": "dnf", "race": "zegama-2026"}', "needs 'bib'"),
+])
+def test_bad_commands_are_refused_with_a_reason(value: bytes, message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        decode_command(value, None, {"zegama-2026"})
+
+
+def test_a_command_takes_its_race_from_the_key() -> None:
+    cmd = decode_command(b'{"op": "ack", "alert_id": "x"}', b"zegama-2026", {"zegama-2026"})
+    assert cmd["race"] == "zegama-2026"

@@ -339,6 +339,84 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _raw_clients(port: int, clients: int, seconds: float, q: Any) -> None:
+    """Client-cost probe: the swarm's raw-protocol spectators in this process."""
+    from loadtest.swarm_worker import Worker, WorkerPlan, raise_open_files_limit
+
+    raise_open_files_limit()
+    frames = [0]
+
+    class Sink:  # the worker's per-second tallies, summed here instead of sent to a parent
+        def put(self, msg: Any) -> None:
+            if msg[0] == "second":
+                frames[0] += msg[3].frames
+
+    start = time.time() + 0.5
+    plan = WorkerPlan(0, "127.0.0.1", port, "/", b'{"op":"subscribe","channel":"c"}', clients,
+                      1, 0, start, start + seconds)
+    asyncio.run(Worker(plan).run(Sink()))  # type: ignore[arg-type]
+    t = os.times()
+    q.put((frames[0], t.user + t.system))
+
+
+def _library_clients(port: int, clients: int, seconds: float, q: Any) -> None:
+    """Client-cost probe: one ``websockets`` client connection (and task) per spectator."""
+    from websockets.asyncio.client import connect
+
+    from loadtest.swarm_worker import raise_open_files_limit
+
+    raise_open_files_limit()
+    frames = [0]
+
+    async def one() -> None:
+        async with connect(f"ws://127.0.0.1:{port}/", compression=None, max_size=None,
+                           ping_interval=None) as ws:
+            await ws.send('{"op":"subscribe","channel":"c"}')
+            async for msg in ws:
+                frames[0] += 1
+                raw = msg.encode() if isinstance(msg, str) else msg
+                GENERATED.search(raw, 0, 4096)  # the same per-frame work as the swarm
+
+    async def run() -> None:
+        tasks = [asyncio.create_task(one()) for _ in range(clients)]
+        await asyncio.sleep(seconds)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(run())
+    t = os.times()
+    q.put((frames[0], t.user + t.system))
+
+
+def client_cost(feed: StandingsFeed, clients: int, hz: float, seconds: float) -> dict[str, Any]:
+    """CPU per received frame of the swarm's clients against ``websockets`` clients, each
+    in one process against the ceiling server (connects included)."""
+    ctx = mp.get_context("spawn")
+    out: dict[str, Any] = {}
+    for name, target in (("raw", _raw_clients), ("websockets", _library_clients)):
+        ready, q = ctx.Event(), ctx.Queue()
+        port = free_port()
+        server = ctx.Process(target=ceiling_main, daemon=True,
+                             args=(feed, "c", hz, port, seconds + 30, ready))
+        server.start()
+        try:
+            ready.wait(60)
+            client = ctx.Process(target=target, args=(port, clients, seconds, q))
+            client.start()
+            frames, cpu = q.get(timeout=seconds + 120)
+            client.join(10)
+        finally:
+            server.terminate()
+            server.join(10)
+        out[name] = {"clients": clients, "hz": hz, "frames": frames, "cpu_s": cpu,
+                     "us_per_frame": cpu / max(1, frames) * 1e6}
+        print(f"client cost, {name:10}: {clients} clients at {hz:g} Hz for {seconds:g} s: "
+              f"{frames:,} frames, {cpu:.2f} CPU s -> {cpu / max(1, frames) * 1e6:.1f} us per "
+              "frame", flush=True)
+    return out
+
+
 def start_broker() -> tuple[kafka_local.LocalKafka, int | None]:
     port = free_port()
     while True:  # the controller listens on port + 1
@@ -375,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure the raw ceiling only (no broker, no broadcaster)")
     parser.add_argument("--broadcast-arg", action="append", default=[],
                         help="extra argument for zegama-live broadcast (repeat)")
+    parser.add_argument("--client-cost", type=int, default=0, metavar="N",
+                        help="only compare the swarm's client with websockets clients: N "
+                             "clients in one process against the ceiling, at the first rate")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args(argv)
     args.log_dir = REPO / "var" / "bench-broadcast"
@@ -390,6 +471,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"feed at {hz:g} Hz: snapshot {len(orjson.dumps(feeds[hz].snapshot)):,} B, "
               f"update median {sizes[len(sizes) // 2]:,} B (built in "
               f"{time.perf_counter() - t0:.0f} s)", flush=True)
+    if args.client_cost:
+        cost = client_cost(feeds[args.rates[0]], args.client_cost, args.rates[0], args.seconds)
+        if args.out:
+            args.out.write_bytes(orjson.dumps({"code": code_version(), "client_cost": cost},
+                                              option=orjson.OPT_INDENT_2))
+        return 0
     results: list[dict[str, Any]] = []
     broker, broker_pid = (None, None) if args.ceiling_only else start_broker()
     try:

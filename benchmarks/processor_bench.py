@@ -63,6 +63,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -230,12 +236,17 @@ def profile_summary(raw: Path, top: int = 15) -> dict[str, list[tuple[str, float
 
 # --- 1. throughput -----------------------------------------------------------------------
 
-async def throughput(bootstrap: str, race_dir: Path, home: Path, fixes: int,
-                     profile_s: float) -> dict[str, Any]:
-    """Fixes/s of one worker draining ``fixes`` pre-loaded records."""
+async def throughput(bootstrap: str, race_dir: Path, home: Path,
+                     last_fix: dict[str, int], fixes: int, profile_s: float) -> dict[str, Any]:
+    """Fixes/s of one worker draining ``fixes`` pre-loaded records: until it has consumed
+    them, and until standings.v1 reflects every runner's last fix (``last_fix``)."""
+    pending = {bib: collections.deque([t]) for bib, t in last_fix.items()}
+    stop = asyncio.Event()
+    reader = asyncio.create_task(read_standings(bootstrap, pending, [], stop))
     started = time.perf_counter()
     worker = Worker(bootstrap, race_dir, home, "bench-throughput", 500)
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, int, float]] = []
+    consumed: tuple[float, float] | None = None
     profiler = None
     try:
         async with aiohttp.ClientSession() as session:
@@ -243,26 +254,35 @@ async def throughput(bootstrap: str, race_dir: Path, home: Path, fixes: int,
                 n = await worker.events(session)
                 now = time.perf_counter()
                 if n:
-                    samples.append((now, n))
+                    samples.append((now, n, cpu_seconds(worker.proc.pid)))
                     if profiler is None and profile_s > 0:
                         profiler = start_profile(worker.proc.pid, profile_s,
                                                  home / "throughput.pyspy.txt")
-                if n is not None and n >= fixes:
+                if consumed is None and n is not None and n >= fixes:
+                    consumed = samples[-1][0], samples[-1][2]
+                if consumed is not None and not any(pending.values()):
                     break
                 if now - started > 900:
                     raise SystemExit(f"the worker processed {n} of {fixes} fixes in 900 s")
                 await asyncio.sleep(0.25)
+            reflected = time.perf_counter(), cpu_seconds(worker.proc.pid)
         if profiler is not None:
             profiler.wait(profile_s + 30)
     finally:
+        stop.set()
+        await reader
         worker.stop()
-    (t1, n1), (t2, n2) = samples[0], samples[-1]
+    t1, n1, cpu1 = samples[0]
     rates = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(samples, samples[4:], strict=False)]
     out: dict[str, Any] = {
-        "fixes": fixes, "fixes_per_s": round((n2 - n1) / (t2 - t1)),
+        "fixes": fixes, "fixes_per_s": round((fixes - n1) / (consumed[0] - t1)),
+        "fixes_per_cpu_s": round((fixes - n1) / (consumed[1] - cpu1)),
         "peak_1s_fixes_per_s": round(max(rates)) if rates else None,
-        "seconds_first_to_last": round(t2 - t1, 2),
-        "seconds_with_startup": round(t2 - started, 2),
+        "seconds_first_to_last": round(consumed[0] - t1, 2),
+        "seconds_with_startup": round(consumed[0] - started, 2),
+        "fixes_per_s_into_standings": round((fixes - n1) / (reflected[0] - t1)),
+        "seconds_until_standings_reflect_all": round(reflected[0] - t1, 2),
+        "worker_cpu_s": round(reflected[1] - cpu1, 1),
     }
     if profiler is not None:
         out["profile"] = profile_summary(home / "throughput.pyspy.txt")
@@ -283,7 +303,7 @@ async def raw_loop(bootstrap: str, fixes: int) -> dict[str, Any]:
     await consumer.start()
     await producer.start()
     try:
-        done, first = 0, None
+        done, first, cpu_first = 0, None, 0.0
         while done < fixes:
             batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
             futures = []
@@ -291,13 +311,14 @@ async def raw_loop(bootstrap: str, fixes: int) -> dict[str, Any]:
                 for msg in records:
                     futures.append(await producer.send(SCRATCH, key=msg.key, value=msg.value))
             if futures and first is None:
-                first = time.perf_counter()
+                first, cpu_first = time.perf_counter(), cpu_seconds(os.getpid())
             await asyncio.gather(*futures)
             done += len(futures)
         assert first is not None
         seconds = time.perf_counter() - first
+        cpu = cpu_seconds(os.getpid()) - cpu_first
         return {"fixes": done, "fixes_per_s": round(done / seconds),
-                "seconds": round(seconds, 2)}
+                "fixes_per_cpu_s": round(done / cpu), "seconds": round(seconds, 2)}
     finally:
         await producer.stop()
         await consumer.stop()
@@ -367,12 +388,13 @@ async def read_standings(bootstrap: str, pending: dict[str, collections.deque[in
 
 
 async def latency(bootstrap: str, source: Path, home: Path, runners: int, rate: int,
-                  seconds: float, warmup: float, publish_ms: int, seed: int) -> dict[str, Any]:
+                  seconds: float, warmup: float, publish_ms: int, seed: int,
+                  profile_s: float) -> dict[str, Any]:
     """p50/p99 from a fix handed to the producer to the standings record reflecting it."""
     from aiokafka import AIOKafkaProducer
 
     wall = int(time.time() * 1000)
-    folder = home / f"latency-{publish_ms}"
+    folder = home / f"latency-{publish_ms}-{rate}"
     folder.mkdir()
     # The race started a minute ago: every runner's fixes go back to the start, and no
     # runner reaches the 1 km from which finish projections are made. Runners first seen
@@ -380,7 +402,7 @@ async def latency(bootstrap: str, source: Path, home: Path, runners: int, rate: 
     race_dir = race_copy(source, folder, wall - 60_000)
     race = load_race(race_dir)
     tracks = Tracks(race, sim_race(race, runners, seed), runners)
-    app_id = f"bench-latency-{publish_ms}"
+    app_id = f"bench-latency-{publish_ms}-{rate}"
     await skip_backlog(bootstrap, app_id)
     worker = Worker(bootstrap, race_dir, folder, app_id, publish_ms)
     pending: dict[str, collections.deque[int]] = collections.defaultdict(collections.deque)
@@ -393,6 +415,8 @@ async def latency(bootstrap: str, source: Path, home: Path, runners: int, rate: 
             await worker.wait_owns_races(session, 120)
             reader = asyncio.create_task(read_standings(bootstrap, pending, found, stop))
             await asyncio.sleep(1.0)
+            profiler = (start_profile(worker.proc.pid, profile_s, folder / "pyspy.txt")
+                        if profile_s > 0 else None)
             began = time.time() * 1000
             measure_from = began + warmup * 1000
             sent = await pace(producer, race, tracks, pending, rate, warmup + seconds)
@@ -400,6 +424,9 @@ async def latency(bootstrap: str, source: Path, home: Path, runners: int, rate: 
             stop.set()
             records = await reader
             processed = await worker.events(session)
+            cpu = cpu_seconds(worker.proc.pid)
+        if profiler is not None:
+            profiler.wait(profile_s + 30)
     finally:
         await producer.stop()
         worker.stop()
@@ -409,10 +436,12 @@ async def latency(bootstrap: str, source: Path, home: Path, runners: int, rate: 
             "seconds": seconds, "warmup_s": warmup, "fixes_sent": len(sent),
             "fixes_measured": in_window, "fixes_reflected": len(measured),
             "worker_processed": processed, "standings_records": records,
+            "worker_cpu_s": round(cpu, 1),
             "p50_ms": round(percentile(measured, 0.50), 1),
             "p90_ms": round(percentile(measured, 0.90), 1),
             "p99_ms": round(percentile(measured, 0.99), 1),
-            "max_ms": round(max(measured), 1) if measured else None}
+            "max_ms": round(max(measured), 1) if measured else None,
+            **({"profile": profile_summary(folder / "pyspy.txt")} if profiler else {})}
 
 
 async def pace(producer: Any, race: Race, tracks: Tracks,
@@ -443,7 +472,8 @@ async def pace(producer: Any, race: Race, tracks: Tracks,
 async def measure(args: argparse.Namespace, bootstrap: str, home: Path) -> dict[str, Any]:
     source = Path(args.race)
     results: dict[str, Any] = {"code": code_version(), "cpus": os.cpu_count(),
-                               "python": sys.version.split()[0]}
+                               "python": sys.version.split()[0],
+                               "load_average_at_start": os.getloadavg()}
     sim_span_ms = 3_500_000  # the first 200,000 fixes of 500 runners: about an hour
     race_dir = race_copy(source, home, int(time.time() * 1000) - sim_span_ms)
     race = load_race(race_dir)
@@ -452,23 +482,31 @@ async def measure(args: argparse.Namespace, bootstrap: str, home: Path) -> dict[
     await produce_all(bootstrap, records)
     print(f"pre-loaded {len(records)} fixes of {args.runners} runners into {PINGS} "
           f"in {time.perf_counter() - began:.1f} s")
-    tput = await throughput(bootstrap, race_dir, home, len(records), args.profile)
+    last_fix: dict[str, int] = {}
+    for key, value in records:
+        bib = key.decode().partition(":")[2]
+        last_fix[bib] = max(last_fix.get(bib, 0), orjson.loads(value)["t"])
+    tput = await throughput(bootstrap, race_dir, home, last_fix, len(records), args.profile)
     results["throughput"] = tput
-    print(f"1. worker: {tput['fixes_per_s']} fixes/s ({len(records)} fixes in "
-          f"{tput['seconds_first_to_last']} s from its first event; "
-          f"{tput['seconds_with_startup']} s with startup)")
+    print(f"1. worker: {tput['fixes_per_s']} fixes/s consumed ({len(records)} fixes in "
+          f"{tput['seconds_first_to_last']} s from its first event, "
+          f"{tput['fixes_per_cpu_s']} per CPU-second of the worker); "
+          f"{tput['fixes_per_s_into_standings']} fixes/s into standings.v1 (every runner's "
+          f"last fix published after {tput['seconds_until_standings_reflect_all']} s)")
     await create_scratch(bootstrap)
     results["ceiling"] = ceil = await asyncio.to_thread(ceiling, bootstrap, len(records))
-    print(f"2. raw aiokafka consume+produce: {ceil['fixes_per_s']} fixes/s; the worker "
+    print(f"2. raw aiokafka consume+produce: {ceil['fixes_per_s']} fixes/s "
+          f"({ceil['fixes_per_cpu_s']} per CPU-second); the worker "
           f"reaches {tput['fixes_per_s'] / ceil['fixes_per_s']:.0%} of it")
     results["latency"] = []
-    for publish_ms in args.publish_ms:
-        lat = await latency(bootstrap, source, home, args.latency_runners, args.rate,
-                            args.seconds, args.warmup, publish_ms, args.seed)
+    for rate, publish_ms in ((r, p) for r in args.rate for p in args.publish_ms):
+        lat = await latency(bootstrap, source, home, args.latency_runners, rate,
+                            args.seconds, args.warmup, publish_ms, args.seed, args.profile)
         results["latency"].append(lat)
-        print(f"3. latency at {args.rate} fixes/s, --publish-ms {publish_ms}: "
+        print(f"3. latency at {rate} fixes/s, --publish-ms {publish_ms}: "
               f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms "
-              f"({lat['fixes_reflected']} of {lat['fixes_measured']} fixes reflected)")
+              f"({lat['fixes_reflected']} of {lat['fixes_measured']} fixes reflected; the worker "
+              f"processed {lat['worker_processed']} of {lat['fixes_sent']} sent)")
     return results
 
 
@@ -506,13 +544,14 @@ def main() -> int:
     parser.add_argument("--fixes", type=int, default=200_000, help="pre-loaded fixes")
     parser.add_argument("--runners", type=int, default=500, help="runners of the pre-load")
     parser.add_argument("--latency-runners", type=int, default=500)
-    parser.add_argument("--rate", type=int, default=1000, help="fixes/s of the latency run")
+    parser.add_argument("--rate", type=int, nargs="+", default=[1000],
+                        help="fixes/s of the latency runs")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured latency run")
     parser.add_argument("--warmup", type=float, default=10.0, help="unmeasured lead-in (s)")
     parser.add_argument("--publish-ms", type=int, nargs="+", default=[500, 100])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", type=float, default=0.0,
-                        help="sample the throughput worker with py-spy for this many s")
+                        help="sample each worker with py-spy for this many s")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--role", choices=["run", "raw-loop"], default="run",
                         help=argparse.SUPPRESS)

@@ -1,0 +1,290 @@
+"""The whole platform end to end: a short simulated race into ingest over HTTP, one
+processor worker, the broadcaster, a websocket spectator, race control and the feed.
+
+The race folder is copied with its start at now (as the demo does), so the processors'
+clock and the alert rules see a race happening today; fixes are played many times faster
+than real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+import websockets
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from broadcast.app import Broadcaster
+from broadcast.settings import BroadcastSettings
+from race_engine.fixes import encode_fix
+from race_engine.racefolder import load_race
+from race_engine.replay import final_splits, replay
+from race_engine.simulate import SimOptions, simulate
+from zegama_live.demo_player import Ingest, Progress, play, schedule, shift, shifted_race
+from zegama_live.topics import ALERTS, BY_NAME
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = ROOT / "races" / "zegama-2026"
+RUNNERS = 12
+SPEED = 900.0  # a 7-hour race in about 30 s
+INGEST_KEY = "e2e-ingest-key"
+FEED_KEY = "e2e-feed-key"
+CONTROL_TOKEN = "e2e-control-token"
+Json = dict[str, Any]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def get_json(url: str, key: str) -> Any:
+    req = urllib.request.Request(url, headers={"X-API-Key": key})
+    with urllib.request.urlopen(req, timeout=5.0) as answer:
+        return orjson.loads(answer.read())
+
+
+class Service:
+    """One ``zegama-live`` command as a child process, stopped with SIGTERM."""
+
+    def __init__(self, args: list[str], health: str, log: Path, env: dict[str, str]) -> None:
+        self.health = health
+        self.log = log
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "zegama_live.cli", *args],
+                                         cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **env, "PYTHONUNBUFFERED": "1"})
+
+    async def ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not await asyncio.to_thread(healthy, self.health):
+            assert self.proc.poll() is None, f"exited: {self.log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"no answer from {self.health}"
+            await asyncio.sleep(0.3)
+
+    def check(self) -> None:
+        """Fail with the end of the log when the process has exited."""
+        if self.proc.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"{self.log.stem} exited with {self.proc.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+class Spectator:
+    """A websocket client holding the standings board as docs/websocket.md says."""
+
+    def __init__(self, url: str, race: str) -> None:
+        self.url, self.race = url, race
+        self.board: Json = {}
+        self.seq = -1
+        self.frames = 0
+
+    async def run(self) -> None:
+        async with websockets.connect(self.url, max_size=None) as ws:
+            await ws.send(orjson.dumps({"op": "subscribe",
+                                        "channel": f"standings:{self.race}"}).decode())
+            async for raw in ws:
+                self.apply(orjson.loads(raw))
+
+    def apply(self, frame: Json) -> None:
+        if frame.get("type") == "snapshot":
+            self.board, self.seq = frame["data"], frame["seq"]
+        elif frame.get("type") == "update" and frame["seq"] >= self.seq and self.board:
+            data, board = frame["data"], self.board
+            rows = {r["bib"]: r for r in board["runners"]}
+            rows.update((r["bib"], r) for r in data["rows"])
+            board["runners"] = [rows[b] for b in data["order"] if b in rows]
+            cps = {c["id"]: c for c in data["checkpoints"]}
+            board["checkpoints"] = [cps.get(c["id"], c) for c in board["checkpoints"]]
+            if "finishers" in data:
+                board["finishers"] = data["finishers"]
+            board["leader"], self.seq = data["leader"], frame["seq"]
+        else:
+            return
+        self.frames += 1
+
+    def splits(self) -> list[Json]:
+        return final_splits(self.board) if self.board.get("checkpoints") else []
+
+
+async def race_control(url: str, race: str, command: Json) -> Json:
+    """Send one command the way the race-control page does; return the server's answer."""
+    async with websockets.connect(url) as ws:
+        await ws.send(orjson.dumps({"op": "subscribe", "channel": f"control:{race}",
+                                    "token": CONTROL_TOKEN}).decode())
+        await ws.send(orjson.dumps({"op": "command", "race": race,
+                                    "command": command}).decode())
+        async for raw in ws:
+            frame = orjson.loads(raw)
+            if frame.get("type") in ("ack", "error"):
+                return dict(frame)
+    raise AssertionError("the websocket closed without answering the command")
+
+
+async def alert_records(bootstrap: str, race: str) -> list[Json]:
+    """Every alerts.v1 record of ``race`` so far, in order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(ALERTS, p) for p in range(BY_NAME[ALERTS].partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[Json] = []
+        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+            for msgs in (await consumer.getmany(timeout_ms=1000)).values():
+                out += [r for r in (orjson.loads(m.value) for m in msgs) if r["race"] == race]
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def until(predicate: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout_s:.0f} s: {what}"
+        await asyncio.sleep(0.5)
+
+
+@pytest.fixture
+def stage(tmp_path):  # type: ignore[no-untyped-def]
+    """The race folder starting now, the simulation, and the shifted fixes."""
+    start_ms = int(time.time()) * 1000
+    source = load_race(SOURCE)
+    race_id = f"zegama-e2e-{time.time_ns()}"
+    race = load_race(shifted_race(SOURCE, tmp_path, race_id, start_ms, source.timezone))
+    sim = simulate(source, np.random.default_rng(7),
+                   SimOptions(runners=RUNNERS, interval_s=30.0, incidents=True, weather="bad"))
+    offset = start_ms - source.start_ms
+    lines = [orjson.dumps({**encode_fix(shift(fix, offset)), "arrival": arrival + offset})
+             for fix, arrival in sim.pings()]
+    return source, race, sim, start_ms, lines
+
+
+async def test_a_race_through_the_whole_platform(kafka_bootstrap, stage, tmp_path):  # type: ignore[no-untyped-def]
+    source, race, sim, start_ms, lines = stage
+    expected = replay(race, lines).splits
+    folder = tmp_path / race.id
+    ingest_port, process_port = free_port(), free_port()
+    ingest = Service(["ingest", "--race-dir", str(folder), "--port", str(ingest_port),
+                      "--osmand-port", str(free_port()), "--kafka-bootstrap", kafka_bootstrap,
+                      "--max-future-s", str(48 * 3600), "--host", "127.0.0.1"],
+                     f"http://127.0.0.1:{ingest_port}/healthz", tmp_path / "ingest.log",
+                     {"ZEGAMA_INGEST_KEY": INGEST_KEY})
+    worker = Service(["process", "--races", str(folder), "--kafka-bootstrap", kafka_bootstrap,
+                      "--data-dir", str(tmp_path / "process"), "--app-id", f"e2e-{race.id}",
+                      "--web-port", str(process_port), "--snapshot-every-s", "2",
+                      "--loglevel", "info"],
+                     f"http://127.0.0.1:{process_port}/healthz", tmp_path / "process.log", {})
+    b = Broadcaster(BroadcastSettings(host="127.0.0.1", http_port=0, ws_port=0,
+                                      bootstrap=kafka_bootstrap, races=(folder,),
+                                      feed_keys=(("e2e", FEED_KEY),),
+                                      control_tokens=(("e2e", CONTROL_TOKEN),),
+                                      feed_rate=1000.0, feed_burst=1000))
+    watchers: list[asyncio.Task[None]] = []
+    try:
+        await b.start()
+        await ingest.ready()
+        await worker.ready()
+        ws_url, web = f"ws://127.0.0.1:{b.ws_port}/", f"http://127.0.0.1:{b.http_port}"
+        spectator = Spectator(ws_url, race.id)
+        watchers.append(asyncio.create_task(spectator.run()))
+        sender = Ingest(f"http://127.0.0.1:{ingest_port}", INGEST_KEY)
+        progress = Progress()
+        items = schedule(sim.pings(), source, start_ms, SPEED)
+        playing = asyncio.get_running_loop().run_in_executor(
+            None, lambda: [None for _ in play(items, sender, progress)])
+        feed = f"{web}/feed/v1/races/{race.id}"
+        sos_bib = sim.incidents["sos"]
+
+        async def sos_open() -> bool:
+            ingest.check()
+            worker.check()
+            open_ = (await asyncio.to_thread(get_json, f"{feed}/alerts", CONTROL_TOKEN))["alerts"]
+            return any(a["kind"] == "sos" and a["bib"] == sos_bib for a in open_)
+
+        await until(sos_open, 60, f"an open SOS alert of bib {sos_bib}")
+        answer = await race_control(ws_url, race.id, {"op": "resolve_sos", "bib": sos_bib})
+        assert answer["type"] == "ack", answer
+        await playing
+        sender.close()
+        assert progress.sent == len(lines) and progress.rejected == 0
+
+        async def settled() -> bool:
+            worker.check()
+            return spectator.splits() == expected
+
+        await until(settled, 40, f"the spectator's board holding the {len(expected)} replay splits")
+        assert len(expected) > RUNNERS * 5
+        assert spectator.frames > 2  # live updates, not one final snapshot
+
+        # The feed agrees with the websocket: every checkpoint's splits, every runner's card.
+        board = (await asyncio.to_thread(get_json, f"{feed}/standings", FEED_KEY))["board"]
+        for cp in board["checkpoints"]:
+            got = await asyncio.to_thread(get_json, f"{feed}/checkpoints/{cp['id']}", FEED_KEY)
+            assert got["checkpoint"]["splits"] == cp["splits"], cp["id"]
+        by_bib: dict[str, list[tuple[str, int]]] = {}
+        for row in final_splits(board):
+            by_bib.setdefault(row["bib"], []).append((row["checkpoint"], row["t"]))
+        for entrant in race.entrants[:RUNNERS]:
+            card = (await asyncio.to_thread(get_json, f"{feed}/runners/{entrant.bib}",
+                                            FEED_KEY))["card"]
+            got_splits = [(s["checkpoint"], s["t_ms"]) for s in card["splits"]]
+            assert got_splits == by_bib.get(entrant.bib, []), entrant.bib
+
+        # The scenario's incidents were raised on alerts.v1, and race control cleared the SOS.
+        wanted = {(kind, sim.incidents[kind]) for kind in ("sos", "stopped", "off_course")}
+        seen: list[Json] = []
+
+        async def incidents_seen() -> bool:
+            seen[:] = await alert_records(kafka_bootstrap, race.id)
+            raised = {(r["alert"]["kind"], r["alert"]["bib"]) for r in seen
+                      if r["action"] == "raised"}
+            cleared = {(r["alert"]["kind"], r["alert"]["bib"]) for r in seen
+                       if r["action"] == "cleared"}
+            return wanted <= raised and ("sos", sos_bib) in cleared
+
+        try:
+            await until(incidents_seen, 20, f"{sorted(wanted)} raised, the SOS cleared")
+        except AssertionError as exc:
+            actions = sorted({(r["action"], r["alert"]["kind"], r["alert"]["bib"])
+                              for r in seen})
+            raise AssertionError(f"{exc}; alerts.v1 has {actions}") from None
+    finally:
+        for task in watchers:
+            task.cancel()
+        await b.stop()
+        ingest.stop()
+        worker.stop()

@@ -10,10 +10,11 @@ Two models (docs/projections.md explains them and how they compare):
 * ``last-segment-speed`` (the baseline): remaining distance at the speed of the last
   segment between two splits (or of the race so far before the first one).
 
-The band is log-normal around the median remaining time: sigma combines SIGMA_REL of
-it with an absolute SIGMA_ABS_S, so the band widens with the distance still to run and
-never collapses close to the target; p10 and p90 are the median remaining time scaled
-by exp(-/+ 1.2816 sigma). The constants were chosen on a simulated field and checked on
+The band around the median remaining time adds in quadrature a log-normal relative part
+(SIGMA_REL, p10/p90 at exp(-/+ 1.2816 sigma)) and an absolute SIGMA_ABS_S of position
+and timing noise, so it widens with the distance still to run, never collapses close to
+the target, and stays finite there (a purely multiplicative band exploded).
+The constants were chosen on a simulated field and checked on
 another (docs/projections.md). No ETA is ever before ``now_ms``: a runner not seen for a
 while has not arrived yet.
 """
@@ -89,18 +90,21 @@ def project(runner: RunnerState, curve: RecordCurve, targets: Sequence[tuple[str
         if d <= x:
             continue
         rem_ms = max(remaining(d), 0.0) * 1000.0
-        sigma = band_sigma(rem_ms / 1000.0)
-        lo, hi = math.exp(-Z90 * sigma), math.exp(Z90 * sigma)
+        below, above = band_ms(rem_ms)
         out.append(Eta(target, max(now_ms, round(t_cur + rem_ms)),
-                       max(now_ms, round(t_cur + rem_ms * lo)),
-                       max(now_ms, round(t_cur + rem_ms * hi)), name))
+                       max(now_ms, round(t_cur + rem_ms - below)),
+                       max(now_ms, round(t_cur + rem_ms + above)), name))
     return out
 
 
-def band_sigma(remaining_s: float) -> float:
-    """Log-space sigma of a remaining time: SIGMA_REL of it, combined with an absolute
-    SIGMA_ABS_S (position and timing noise) that dominates close to the target."""
-    return math.hypot(SIGMA_REL, SIGMA_ABS_S / max(remaining_s, 1.0))
+def band_ms(rem_ms: float) -> tuple[float, float]:
+    """How far below and above a remaining time its p10 and p90 lie (ms): the relative
+    log-normal part (SIGMA_REL) and the absolute noise (SIGMA_ABS_S) added in quadrature,
+    so the band stays finite however close the target is."""
+    abs_ms = Z90 * SIGMA_ABS_S * 1000.0
+    below = math.hypot(rem_ms * (1.0 - math.exp(-Z90 * SIGMA_REL)), abs_ms)
+    above = math.hypot(rem_ms * (math.exp(Z90 * SIGMA_REL) - 1.0), abs_ms)
+    return min(below, rem_ms), above
 
 
 def pace_ratio(runner: RunnerState, curve: RecordCurve, t_cur: int, x: float) -> float:

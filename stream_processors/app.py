@@ -255,8 +255,14 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
             if stage is None:
                 continue
             started = time.perf_counter()
-            for topic, key, value in stage.publish(wall_ms()):
-                await outputs[topic].send(key=key.encode(), value=orjson.dumps(value))
+            try:
+                records = [(topic, key, orjson.dumps(value))
+                           for topic, key, value in stage.publish(wall_ms())]
+            except Exception:  # one bad round must not stop the worker or other races
+                log.exception("race %s: publish round failed; the next round retries", race)
+                continue
+            for topic, key, value in records:
+                await outputs[topic].send(key=key.encode(), value=value)
                 m.PUBLISHED.labels(topic).inc()
             ev = last_event.get(race)
             if not stage.saved and ev is not None:

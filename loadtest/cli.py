@@ -176,17 +176,20 @@ def measure(args: argparse.Namespace, stack: Stack, entrants: list[tuple[str, st
     swarm_result: dict[str, Any] = {}
     swarm = _start_swarm(args, stack, probe_rows, notes, swarm_result)
     known = {s.pid for s in stack.services} | {p.pid for p in procs} | {probe.pid}
+    # a reader thread per queue: a slow or stuck message never stalls progress, the
+    # profile or the end of the run
+    stop_reading = threading.Event()
+    readers = [_reader(fleet_q, fleet_rows, stop_reading),
+               _reader(probe_q, probe_rows, stop_reading)]
     prof: dict[str, Any] = {}
     profiler: threading.Thread | None = None
     began = time.time()
     next_line = began + args.progress_s
     while time.time() < began + args.duration + 10:
-        _drain(fleet_q, fleet_rows)
-        _drain(probe_q, probe_rows)
         if time.time() >= next_line:
             next_line += args.progress_s
             _progress(time.time() - began, fleet_rows, probe_rows, sampler)
-        if swarm is not None:
+        if swarm is not None and time.time() < began + 30:  # its workers start early
             _watch_new_children(sampler, known)  # type: ignore[arg-type]
         dead = stack.check_alive()
         if dead:
@@ -204,8 +207,10 @@ def measure(args: argparse.Namespace, stack: Stack, entrants: list[tuple[str, st
         p.join(timeout=5)
         if p.is_alive():
             p.terminate()
-    _drain(fleet_q, fleet_rows)
-    _drain(probe_q, probe_rows)
+    time.sleep(1.0)  # the readers take the last seconds the processes sent
+    stop_reading.set()
+    for r in readers:
+        r.join(timeout=2)
     if swarm is not None:
         swarm.join(timeout=40)
     if profiler is not None:
@@ -223,14 +228,23 @@ def measure(args: argparse.Namespace, stack: Stack, entrants: list[tuple[str, st
     return summary
 
 
-def _drain(q: Any, rows: list[dict[str, Any]]) -> None:
-    while True:
-        try:
-            row = q.get_nowait()
-        except queues.Empty:
-            return
-        if "second" in row:
-            rows.append(row)
+def _reader(q: Any, rows: list[dict[str, Any]], stop: threading.Event) -> threading.Thread:
+    """A thread appending every per-second row that arrives on ``q`` to ``rows``."""
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                row = q.get(timeout=0.5)
+            except queues.Empty:
+                continue
+            except (EOFError, OSError):  # every writer is gone
+                return
+            if "second" in row:
+                rows.append(row)
+
+    t = threading.Thread(target=work, name="queue-reader", daemon=True)
+    t.start()
+    return t
 
 
 def _progress(elapsed: float, fleet_rows: list[dict[str, Any]],

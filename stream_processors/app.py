@@ -215,15 +215,9 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
         async for events in stream.take_events(settings.batch_max, within):
             now = wall_ms()
             latest: dict[bytes, tuple[faust.types.EventT, bytes]] = {}
-            # Only a runner's newest snapshot in the batch matters: restoring one is the
-            # per-race stage's main cost, so older ones are skipped.
-            decoded = [(ev, orjson.loads(ev.value)) for ev in events]
-            newest = {(msg.get("race"), msg.get("bib")): n for n, (_, msg) in enumerate(decoded)
-                      if msg.get("type") == "runner"}
-            for n, (ev, msg) in enumerate(decoded):
+            for ev in events:
                 seen(ev)
-                if msg.get("type") == "runner" and newest[(msg.get("race"), msg.get("bib"))] != n:
-                    continue
+                msg = orjson.loads(ev.value)
                 stage = stage_for(msg.get("race"))
                 if stage is None:
                     m.REJECTED.labels(ev.message.topic, "unknown_race").inc()
@@ -283,7 +277,7 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
             with contextlib.suppress(Exception):
                 m.CONSUMER_LAG.labels(tp.topic).set(
                     max(0, app.consumer.highwater(tp) - offset - 1))
-        m.TABLE_KEYS.labels("runners").set(len(runner_stage._loaded))
+        m.TABLE_KEYS.labels("runners").set(len(runner_stage.loaded()))
         m.TABLE_KEYS.labels("race-runners").set(
             sum(len(s.engine.runners) for s in stages.values()))
         m.ALERTS_OPEN.clear()

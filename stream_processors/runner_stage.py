@@ -42,6 +42,10 @@ class RunnerStage:
     def is_loaded(self, race: str, bib: str) -> bool:
         return (race, bib) in self._loaded
 
+    def loaded(self) -> list[tuple[str, str]]:
+        """``(race, bib)`` of the runners this worker holds, sorted."""
+        return sorted(self._loaded)
+
     def load(self, race: str, bib: str, snapshot: dict[str, Any] | None) -> None:
         """Take a runner over: from its saved snapshot, or fresh when there is none.
 

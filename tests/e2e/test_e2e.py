@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 import pytest
 import websockets
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from processor_harness import read_all
 
 from broadcast.app import Broadcaster
 from broadcast.settings import BroadcastSettings
@@ -30,7 +30,7 @@ from race_engine.racefolder import load_race
 from race_engine.replay import final_splits, replay
 from race_engine.simulate import SimOptions, simulate
 from zegama_live.demo_player import Ingest, Progress, play, schedule, shift, shifted_race
-from zegama_live.topics import ALERTS, BY_NAME
+from zegama_live.topics import ALERTS
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,31 +151,9 @@ async def race_control(url: str, race: str, command: Json) -> Json:
 
 
 async def alert_records(bootstrap: str, race: str) -> list[Json]:
-    """Every alerts.v1 record of ``race`` so far, in order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(ALERTS, p) for p in range(BY_NAME[ALERTS].partitions)]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[Json] = []
-        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-            for msgs in (await consumer.getmany(timeout_ms=1000)).values():
-                out += [r for r in map(_record, msgs) if r.get("race") == race]
-        return out
-    finally:
-        await consumer.stop()
-
-
-def _record(msg: Any) -> Json:
-    """A record as JSON; other tests of the session write malformed ones on purpose."""
-    try:
-        value = orjson.loads(msg.value)
-    except (orjson.JSONDecodeError, TypeError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
+    """Every alerts.v1 record of ``race`` so far, in order per partition."""
+    records = await read_all(bootstrap, ALERTS)
+    return [r for r in records if isinstance(r, dict) and r.get("race") == race]
 
 
 async def until(predicate: Any, timeout_s: float, what: str) -> Any:

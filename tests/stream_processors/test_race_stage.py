@@ -142,7 +142,7 @@ def test_an_acknowledged_alert_stays_acknowledged_after_a_restart(race, fed) -> 
 
 def test_runner_commands_say_what_came_of_them(race, fed) -> None:  # type: ignore[no-untyped-def]
     stage, _ = fed
-    bib = next(iter(sorted(b for _, b in stage._loaded)))
+    bib = stage.loaded()[0][1]
     dnf = {"op": "dnf", "bib": bib, "reason": "hypothermia", "race": race.id}
     assert stage.on_command(dnf, race.start_ms) == ("applied", None)
     assert stage.on_command(dnf, race.start_ms) == ("unchanged", None)

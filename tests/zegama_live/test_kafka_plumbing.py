@@ -19,7 +19,10 @@ from zegama_live.topics import PINGS, RUNNER_UPDATES, TOPICS, runner_key
 pytestmark = pytest.mark.integration
 
 
-async def _consume(bootstrap: str, topic: str, want: int, timeout_s: float) -> list[tuple]:
+async def _consume(bootstrap: str, topic: str, marker: str, want: int,
+                   timeout_s: float) -> list[tuple]:
+    """Records of ``topic`` whose value starts with ``marker`` (other tests of the
+    session write to the same topics), until ``want`` of them or the timeout."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
         enable_auto_commit=False, group_id=None,
@@ -31,7 +34,8 @@ async def _consume(bootstrap: str, topic: str, want: int, timeout_s: float) -> l
         while len(got) < want and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
-                got.extend((r.key, r.value, r.partition) for r in records)
+                got.extend((r.key, r.value, r.partition) for r in records
+                           if r.value is not None and r.value.startswith(marker.encode()))
     finally:
         await consumer.stop()
     return got
@@ -64,7 +68,7 @@ async def test_a_batch_round_trips_through_every_topic(kafka_bootstrap: str, top
         await asyncio.gather(*sends)
     finally:
         await producer.stop()
-    got = await _consume(kafka_bootstrap, topic, 200, timeout_s=20)
+    got = await _consume(kafka_bootstrap, topic, marker, 200, timeout_s=20)
     mine = [(k, v.decode(), p) for k, v, p in got if v.decode().startswith(marker)]
     assert len(mine) == 200
     # one key -> one partition, and in the order produced
@@ -95,7 +99,7 @@ def test_a_faust_worker_processes_a_message_end_to_end(
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 assert worker.poll() is None, (tmp_path / "worker.log").read_text()
-                got = await _consume(kafka_bootstrap, RUNNER_UPDATES, 10**6, timeout_s=2)
+                got = await _consume(kafka_bootstrap, RUNNER_UPDATES, "", 10**6, timeout_s=2)
                 mine = [v for _, v, _ in got if v.startswith(marker)]
                 if len(mine) == 3:
                     return mine

@@ -239,7 +239,8 @@ def common_prefix(old: list[Any], new: list[Any]) -> int:
 
 
 class ControlChannel(Channel):
-    """``control:<race>``: open alerts, the control log and every runner's status."""
+    """``control:<race>``: open alerts, the control log, the zones' weather alerts and
+    every runner's status."""
 
     delta = True
 
@@ -249,6 +250,7 @@ class ControlChannel(Channel):
     def snapshot_data(self) -> Json:
         view = self.view
         return {"alerts": view.open_alerts(), "log": list(view.log),
+                "weather": dict(view.weather),
                 "runners": {bib: view.runner_state(bib) for bib in view.runners}}
 
     def update(self, pending: Pending) -> tuple[str, Json] | None:
@@ -257,6 +259,8 @@ class ControlChannel(Channel):
             data["alerts"] = pending.alerts
         if pending.log:
             data["log"] = pending.log
+        if pending.weather:
+            data["weather"] = pending.weather
         if pending.bibs:
             data["runners"] = {bib: self.view.runner_state(bib) for bib in sorted(pending.bibs)}
         return ("update", data) if data else None

@@ -46,10 +46,14 @@ class Connection(Subscriber):
         self.outbox.push(None, orjson.dumps(message), time.monotonic())
         self.wake.set()
 
-    def error(self, code: str, message: str, channel: str | None = None) -> None:
+    def error(self, code: str, message: str, channel: str | None = None,
+              command_id: str | None = None) -> None:
+        """Queue an error frame; ``channel`` or ``command_id`` say which request failed."""
         out: dict[str, Any] = {"type": "error", "code": code, "message": message}
         if channel is not None:
             out["channel"] = channel
+        if command_id is not None:
+            out["id"] = command_id
         self.reply(out)
 
     def lag(self, now: float) -> float:
@@ -186,17 +190,18 @@ class WebsocketServer:
     async def _command(self, conn: Connection, req: dict[str, Any]) -> None:
         race = req.get("race")
         race = race if isinstance(race, str) else ""
+        cid = _command_id(req.get("command"))
         name = conn.control.get(race)
         if name is None or f"control:{race}" not in conn.subs:
             conn.error("not_subscribed", "send commands on a connection subscribed to "
-                       f"control:{race} with a valid token")
+                       f"control:{race} with a valid token", command_id=cid)
             self.metrics.commands.labels("refused").inc()
             return
         try:
             record = build_command(self.hub.views[race], req.get("command"), f"control:{name}",
                                    int(time.time() * 1000))
         except CommandError as exc:
-            conn.error("invalid_command", str(exc))
+            conn.error("invalid_command", str(exc), command_id=cid)
             self.metrics.commands.labels("invalid").inc()
             return
         try:
@@ -204,7 +209,7 @@ class WebsocketServer:
         except Exception as exc:  # a Kafka error or timeout: the page can send it again
             log.warning("command %s of %s not published: %s", record["id"], name, exc)
             conn.error("publish_failed", f"Kafka did not take the command ({exc}); nothing was "
-                       "published, send it again")
+                       "published, send it again", command_id=record["id"])
             self.metrics.commands.labels("publish_failed").inc()
             return
         log.info("command %s %s by %s published", record["id"], record["op"], record["by"])
@@ -259,3 +264,9 @@ class WebsocketServer:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _command_id(command: Any) -> str | None:
+    """The client's id of a command, when it gave a usable one (commands.py checks it)."""
+    given = command.get("id") if isinstance(command, dict) else None
+    return given if isinstance(given, str) and 1 <= len(given) <= 100 else None

@@ -2,8 +2,9 @@
 
 ``RaceView.apply(topic, record)`` takes one decoded record of ``standings.v1``,
 ``runner-updates.v1``, ``alerts.v1`` or ``control-log.v1`` and updates the board, the
-runners' cards and tracks, the open alerts and the control log, skipping duplicates
-by ``seq`` per key (docs/streams.md). What changed since the last tick accumulates in
+runners' cards and tracks, the open alerts, the control log and the weather alerts of
+the danger zones (from the log's ``weather`` commands), skipping duplicates by ``seq``
+per key (docs/streams.md). What changed since the last tick accumulates in
 ``pending`` for the channels to turn into frames.
 """
 
@@ -24,6 +25,8 @@ ALERT_ORDER = ("sos", "stopped", "danger_zone", "off_course", "no_fix", "missed_
                "cutoff_risk", "low_battery")
 ALERT_ACTIONS = frozenset({"raised", "cleared", "acknowledged"})
 CARD_STATE = ("name", "status", "reason", "rank", "last_fix_ms", "last_seen_s")
+# A rejected weather command changed nothing; "unchanged" still says which state holds.
+WEATHER_RESULTS = frozenset({"applied", "unchanged"})
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Pending:
     bibs: set[str] = field(default_factory=set)
     alerts: list[Json] = field(default_factory=list)
     log: list[Json] = field(default_factory=list)
+    weather: dict[str, Json] = field(default_factory=dict)  # zones whose state changed
 
 
 class RaceView:
@@ -53,6 +57,9 @@ class RaceView:
         self.alert_seq: dict[str, int] = {}
         self.log: deque[Json] = deque(maxlen=LOG_KEPT)
         self.log_seq = 0
+        # zone -> {on, by, t_ms} of the command that set its current state; built from
+        # every log record, not only the LOG_KEPT ones, so an old switch is not forgotten.
+        self.weather: dict[str, Json] = {}
         self.runner_seq = 0  # highest runner-updates seq applied
         self.control_seq = 0  # highest seq of anything the control channel shows
         self.pending = Pending()
@@ -139,7 +146,28 @@ class RaceView:
         self.log_seq = seq
         self.control_seq = max(self.control_seq, seq)
         self.pending.log.append(entry)
+        self._weather(entry)
         return True
+
+    def _weather(self, entry: Json) -> None:
+        """Track a zone's weather alert from an applied or unchanged ``weather`` entry.
+
+        An entry of another shape is only logged: the processors validated the command,
+        and one odd entry must not hide the rest of the log.
+        """
+        command = entry.get("command")
+        if entry.get("op") != "weather" or entry.get("result") not in WEATHER_RESULTS \
+                or not isinstance(command, dict):
+            return
+        zone, on = command.get("zone"), command.get("on")
+        if not isinstance(zone, str) or not isinstance(on, bool):
+            return
+        held = self.weather.get(zone)
+        if held is not None and held["on"] == on:
+            return  # a repeat: who switched it and when stay those of the first switch
+        state = {"on": on, "by": entry.get("by"), "t_ms": entry.get("t_ms")}
+        self.weather[zone] = state
+        self.pending.weather[zone] = state
 
     def open_alerts(self) -> list[Json]:
         """Open alerts, most urgent first (kind order, then raise time)."""

@@ -231,3 +231,41 @@ async def test_requests_are_answered_and_heartbeats_come(kafka_bootstrap, tmp_pa
         assert await receive(ws) == {"type": "unsubscribed", "channel": f"flow:{rid}"}
         beat = orjson.loads(await asyncio.wait_for(ws.recv(), 2))
         assert beat["type"] == "heartbeat" and abs(beat["t_ms"] - time.time() * 1000) < 5000
+
+
+async def test_command_errors_carry_the_command_id(kafka_bootstrap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    race_dir = unique_race(tmp_path)
+    rid = race_dir.name
+    async with running(settings_for(kafka_bootstrap, race_dir)) as b, \
+            websockets.connect(f"ws://127.0.0.1:{b.ws_port}/") as ws:
+        # Not subscribed to control yet: refused, with the id the client gave.
+        await send(ws, {"op": "command", "race": rid,
+                        "command": {"id": "p-1", "op": "dnf", "bib": "1"}})
+        refused = await receive(ws)
+        assert (refused["code"], refused["id"]) == ("not_subscribed", "p-1")
+        await send(ws, {"op": "subscribe", "channel": f"control:{rid}", "token": TOKEN})
+        assert (await receive(ws))["type"] == "snapshot"
+        # Two commands in flight, the second invalid: each answer names its command.
+        await send(ws, {"op": "command", "race": rid,
+                        "command": {"id": "p-2", "op": "weather", "zone": "top-ridge",
+                                    "on": True}})
+        await send(ws, {"op": "command", "race": rid,
+                        "command": {"id": "p-3", "op": "weather", "zone": "summit", "on": True}})
+        answers = {a["id"]: a for a in [await receive(ws), await receive(ws)]}
+        assert answers["p-2"]["type"] == "ack"
+        assert answers["p-3"]["type"] == "error" and answers["p-3"]["code"] == "invalid_command"
+        assert "summit" in answers["p-3"]["message"]
+        # An id that is not usable cannot be echoed: the error says what is wrong with it.
+        await send(ws, {"op": "command", "race": rid, "command": {"id": 7, "op": "dnf",
+                                                                   "bib": "1"}})
+        bad = await receive(ws)
+        assert bad["code"] == "invalid_command" and "id" not in bad and "'id'" in bad["message"]
+        # Kafka does not take it: publish_failed names the id, the server's own when the
+        # client gave none.
+        await b.publisher.stop()
+        for command, want in (({"id": "p-4", "op": "dnf", "bib": "1"}, "p-4"),
+                              ({"op": "dnf", "bib": "2"}, None)):
+            await send(ws, {"op": "command", "race": rid, "command": command})
+            failed = await receive(ws)
+            assert failed["code"] == "publish_failed"
+            assert failed["id"] == want if want else failed["id"].startswith("c-")

@@ -143,3 +143,42 @@ def test_bad_channels_are_refused_with_the_protocol_code(name: str, top: int | N
     with pytest.raises(ChannelError) as err:
         hub.subscribe(Subscriber(), name, top)
     assert err.value.code == code and str(err.value)
+
+
+def frames(sub: Subscriber) -> list[dict]:  # type: ignore[type-arg]
+    """The frames waiting in ``sub``'s outbox, decoded."""
+    out = []
+    while (item := sub.outbox.take()) is not None:
+        out.append(orjson.loads(item[1]))
+    return out
+
+
+def test_the_control_channel_carries_the_weather_state_in_snapshots_and_updates() -> None:
+    rr, view, hub = setup_hub()
+    for topic, _, rec in next(rr.run()):
+        view.apply(topic, rec)
+    watcher = Subscriber()
+    hub.subscribe(watcher, "control:mini")
+    hub.tick(1.0)
+    assert [f["data"]["weather"] for f in frames(watcher)] == [{}]
+    command = {"id": "c-w1", "op": "weather", "zone": "top-ridge", "on": True,
+               "by": "control:maite", "at_ms": 5000}
+    topic, _, entry = rr.control_log(command)
+    view.apply(topic, entry)
+    hub.tick(2.0)
+    (update,) = frames(watcher)
+    on = {"on": True, "by": "control:maite", "t_ms": 5050}
+    assert update["type"] == "update" and update["data"]["weather"] == {"top-ridge": on}
+    assert update["seq"] == entry["seq"]
+    # A repeat is logged but the weather state did not change: no weather key.
+    topic, _, again = rr.control_log({**command, "id": "c-w2"}, "unchanged")
+    view.apply(topic, again)
+    hub.tick(3.0)
+    (update,) = frames(watcher)
+    assert "weather" not in update["data"] and update["data"]["log"][0]["id"] == "c-w2"
+    # A page that connects now gets the state in its snapshot.
+    late = Subscriber()
+    hub.subscribe(late, "control:mini")
+    hub.tick(4.0)
+    (snapshot,) = frames(late)
+    assert snapshot["type"] == "snapshot" and snapshot["data"]["weather"] == {"top-ridge": on}

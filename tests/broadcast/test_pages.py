@@ -433,7 +433,31 @@ def test_control_page_alerts_acknowledge_and_dnf(live: Live) -> None:
         zone.locator("[data-weather]").click()
         weather = stack.control_records(rec.race_id, lambda r: r.get("op") == "weather")
         assert weather["on"] is False and weather["zone"] == zone.get_attribute("data-zone")
+        assert weather["id"].startswith("c-")  # the page's own id, to match the answer
         assert "ON" in zone.locator(".weather-state").inner_text()
+        # The processors' verdict: the zone's state is the control channel's weather map,
+        # so it shows off although the zone's danger_zone alerts are still open.
+        stack.publish([(CONTROL_LOG, rec.race_id.encode(), {
+            "v": 1, "race": rec.race_id, "seq": rec.next_seq(), "t_ms": now + 1000,
+            "id": weather["id"], "op": "weather", "by": weather["by"],
+            "at_ms": weather["at_ms"], "result": "applied", "error": None,
+            "command": weather})])
+        zone.locator(".weather-state").filter(has_text="off").wait_for(timeout=WAIT_MS)
+        assert "control:maite" in zone.locator(".weather-state").inner_text()
+        assert zone.locator("[data-weather]").get_attribute("data-on") == "true"
+        assert page.locator(".alert[data-kind=danger_zone]").count() == len(rec.raised_later)
+        # A page that connects now shows the same toggle, from the channel's snapshot.
+        fresh = ctx.new_page()
+        fresh.goto(f"{stack.base_url}/control?race={rec.race_id}")
+        fresh.fill("#token", TOKEN)
+        fresh.click("#sign-in button[type=submit]")
+        fresh_zone = fresh.locator(f"#zone-list .zone[data-zone='{weather['zone']}']")
+        fresh_zone.locator(".weather-state").filter(has_text="control:maite").wait_for(
+            timeout=WAIT_MS)
+        assert "off" in fresh_zone.locator(".weather-state").inner_text()
+        assert fresh.evaluate("zegamaControl.state.weather") == {
+            weather["zone"]: {"on": False, "by": "control:maite", "t_ms": now + 1000}}
+        fresh.close()
 
         # DNF with a reason.
         bib = rec.board1["runners"][-1]["bib"]
@@ -444,7 +468,46 @@ def test_control_page_alerts_acknowledge_and_dnf(live: Live) -> None:
                                     and r.get("bib") == bib)
         assert dnf["reason"] == "twisted ankle at the summit cairn"
         page.screenshot(path=artifact("control-desktop.png"), full_page=True)
+
+        # A command the broadcaster refuses: the error names it (matched by its id).
+        page.fill("#dnf-bib", "9999")
+        page.fill("#dnf-reason", "no such runner")
+        page.click("#dnf-form button[type=submit]")
+        page.locator("#error").filter(has_text="dnf 9999 not sent").wait_for(timeout=WAIT_MS)
+        assert "9999" in page.locator("#error").inner_text()
         assert errors == []
+
+
+def test_command_answers_are_matched_by_id(live: Live) -> None:
+    """With several commands in flight, an ack or error settles the command of its id."""
+    with chromium((800, 600)) as ctx:
+        page = ctx.new_page()
+        page.goto(f"{live.stack.base_url}/control?race={live.records.race_id}")
+        outcome = page.evaluate("""async () => {
+          const { Live } = await import("/static/js/live.js");
+          const live = new Live("ws://127.0.0.1:9/");  // never opens: frames are fed by hand
+          const sent = [];
+          live.ws = { readyState: WebSocket.OPEN, send: (t) => sent.push(JSON.parse(t)),
+                      close() {} };
+          const settle = (p) => p.then((ack) => ["ack", ack.id], (e) => [e.code, e.id]);
+          const first = settle(live.command("r", { op: "dnf", bib: "1" }));
+          const second = settle(live.command("r", { op: "dnf", bib: "2", id: "mine" }));
+          const third = settle(live.command("r", { op: "ack", alert_id: "a" }));
+          const ids = sent.map((m) => m.command.id);
+          live.receive(JSON.stringify({ type: "error", code: "invalid_command",
+                                        message: "no", id: ids[1] }));
+          live.receive(JSON.stringify({ type: "ack", id: ids[2], command: {} }));
+          live.receive(JSON.stringify({ type: "error", code: "publish_failed",
+                                        message: "kafka", id: "someone-else" }));
+          live.receive(JSON.stringify({ type: "ack", id: ids[0], command: {} }));
+          const out = { ids, answers: await Promise.all([first, second, third]) };
+          live.close();
+          return out;
+        }""")
+    ids = outcome["ids"]
+    assert ids[1] == "mine" and all(i.startswith("c-") and len(i) == 34 for i in (ids[0], ids[2]))
+    assert len(set(ids)) == 3
+    assert outcome["answers"] == [["ack", ids[0]], ["invalid_command", "mine"], ["ack", ids[2]]]
 
 
 def test_pages_fit_a_phone_screen(live: Live) -> None:

@@ -72,15 +72,18 @@ export class AlertSet {
   }
 }
 
-/** The weather alert state per zone, from the control log (applied or unchanged commands). */
-export function weatherFromLog(log) {
-  const on = {};
-  for (const e of log) {
-    const cmd = e.command || {};
-    if ((e.op || cmd.op) === "weather" && (e.result === "applied" || e.result === "unchanged")
-        && typeof cmd.zone === "string") {
-      on[cmd.zone] = Boolean(cmd.on);
+/**
+ * Each zone's weather alert, ``{zone: {on, by, t_ms}}``, from the control channel's
+ * ``weather`` state. A zone that state does not hold (its command is older than the
+ * topic's retention) is on while it has open ``danger_zone`` alerts, which the engine
+ * raises only during a weather alert.
+ */
+export function zoneWeather(weather, alerts) {
+  const out = { ...(weather || {}) };
+  for (const a of alerts.open.values()) {
+    if (a.kind === "danger_zone" && a.subject && !(a.subject in out)) {
+      out[a.subject] = { on: true, by: null, t_ms: null };
     }
   }
-  return on;
+  return out;
 }

@@ -2,7 +2,7 @@
 // with their weather alerts, the last runners on course, DNF. Every action is a websocket
 // command; what the page shows comes back from the control stream, never assumed.
 
-import { AlertSet, FILTERS, KIND_LABEL, weatherFromLog } from "./alerts.js";
+import { AlertSet, FILTERS, KIND_LABEL, zoneWeather } from "./alerts.js";
 import { Board } from "./board.js";
 import { normaliseCourse } from "./course.js";
 import { esc, km, lastSeen, wallClock } from "./format.js";
@@ -16,7 +16,7 @@ const $ = (sel) => document.querySelector(sel);
 
 const state = {
   config: null, race: null, timeZone: undefined, zones: [], live: null,
-  board: new Board(), boardAt: 0, alerts: new AlertSet(), log: [], runners: {},
+  board: new Board(), boardAt: 0, alerts: new AlertSet(), log: [], runners: {}, weather: {},
   filter: "all", controlReady: false, sending: new Map(), renderQueued: false,
 };
 
@@ -31,6 +31,7 @@ function onControl(frame) {
   if (frame.type === "snapshot") {
     state.alerts.reset(d.alerts);
     state.log = d.log || [];
+    state.weather = d.weather || {};
     state.runners = d.runners || {};
   } else {
     state.alerts.apply(d.alerts);
@@ -39,6 +40,7 @@ function onControl(frame) {
       state.log.push(...d.log.filter((e) => !seen.has(`${e.id}:${e.seq}`)));
       if (state.log.length > 500) state.log.splice(0, state.log.length - 500);
     }
+    if (d.weather) Object.assign(state.weather, d.weather);
     if (d.runners) Object.assign(state.runners, d.runners);
   }
   state.controlReady = true;
@@ -51,7 +53,11 @@ function onStandings(frame) {
   schedule();
 }
 
-/** Send a command; ``key`` marks the control that sent it until the ack or error. */
+/**
+ * Send a command; ``key`` marks the control that sent it until its verdict. The ack or
+ * error is matched to this command by its id, so with several in flight each control
+ * learns its own outcome.
+ */
 async function send(command, key) {
   state.sending.set(key, "sending…");
   schedule();
@@ -60,9 +66,16 @@ async function send(command, key) {
     state.sending.set(key, "sent, waiting for the processors…");
   } catch (err) {
     state.sending.delete(key);
-    showError(`${command.op} not sent: ${err.message}`);
+    showError(`${describe(command)} not sent: ${err.message}`);
   }
   schedule();
+}
+
+/** A command in a few words, for a message naming which one failed. */
+function describe(c) {
+  const what = c.bib ?? c.zone ?? c.alert_id ?? c.device ?? "";
+  const on = c.op === "weather" ? (c.on ? " on" : " off") : "";
+  return `${c.op} ${what}${on}`.trim();
 }
 
 function runnerName(bib) {
@@ -130,15 +143,12 @@ function positions() {
 }
 
 function renderZones() {
-  const weather = weatherFromLog(state.log);
-  // A zone's danger_zone alerts only exist while its weather alert is on: they tell the
-  // state when the log (the latest 200 commands) no longer holds the command.
-  for (const a of state.alerts.open.values()) {
-    if (a.kind === "danger_zone" && a.subject && !(a.subject in weather)) weather[a.subject] = true;
-  }
+  const weather = zoneWeather(state.weather, state.alerts);
   const pos = [...positions().values()];
   $("#zone-list").innerHTML = state.zones.length ? state.zones.map((z) => {
-    const on = Boolean(weather[z.id]);
+    const w = weather[z.id] || { on: false };
+    const on = w.on;
+    const who = w.by ? ` <span class="muted small">since ${esc(wallClock(w.t_ms, state.timeZone))}, ${esc(w.by)}</span>` : "";
     const key = `weather:${z.id}`;
     const inside = pos.filter((p) => p.progress_m >= z.km_from * 1000 && p.progress_m <= z.km_to * 1000)
       .sort((a, b) => b.progress_m - a.progress_m);
@@ -146,7 +156,7 @@ function renderZones() {
       <span class="muted">km ${(p.progress_m / 1000).toFixed(1)}${p.estimated ? " (estimated)" : ""}</span></li>`).join("");
     return `<article class="zone ${on ? "weather-on" : ""}" data-zone="${esc(z.id)}">
       <header><strong>${esc(z.name)}</strong> <span class="muted">km ${esc(z.km_from.toFixed(1))}–${esc(z.km_to.toFixed(1))}</span></header>
-      <p class="weather-state">Weather alert: <strong>${on ? "ON" : "off"}</strong>
+      <p class="weather-state">Weather alert: <strong>${on ? "ON" : "off"}</strong>${who}
         <button type="button" data-weather="${esc(z.id)}" data-on="${on ? "false" : "true"}" ${state.sending.has(key) ? "disabled" : ""}>
           ${esc(state.sending.get(key) || (on ? "Turn off" : "Turn on"))}</button></p>
       <p>${inside.length} runner${inside.length === 1 ? "" : "s"} in the zone${on && inside.length ? " during the weather alert" : ""}</p>

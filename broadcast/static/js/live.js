@@ -5,6 +5,14 @@ const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 // The server sends a heartbeat every 15 s; this much silence means the link is dead.
 const SILENCE_MS = 40_000;
+// Error codes that answer a command rather than a subscription.
+const COMMAND_ERRORS = ["invalid_command", "publish_failed", "not_subscribed", "bad_request"];
+
+/** A new command id: "c-" and 32 hex digits (crypto.randomUUID needs https off localhost). */
+export function commandId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return "c-" + [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 /** The websocket URL from GET /api/v1/config, as seen from this page's host. */
 export function websocketUrl(config) {
@@ -35,7 +43,7 @@ export class Live {
     this.onStatus = onStatus;
     this.onError = onError;
     this.subs = new Map();     // channel -> {options, handler, seq}
-    this.pending = [];         // commands waiting for their ack or error, in send order
+    this.pending = new Map();  // command id -> {resolve, reject}, in send order
     this.ws = null;
     this.backoff = BACKOFF_MIN_MS;
     this.closed = false;
@@ -107,19 +115,42 @@ export class Live {
     if (sub) { sub.seq = null; this.sendSubscribe(channel, false); }
   }
 
-  /** Send a race-control command; resolves with the server's ack, rejects with its error. */
+  /**
+   * Send a race-control command with an id (its own ``command.id``, else a new one), so
+   * the server's ack or error is matched to it even with several in flight. Resolves
+   * with the ack; rejects with an Error carrying ``code`` and ``id``.
+   */
   command(race, command) {
+    const sent = { ...command, id: command.id ?? commandId() };
     return new Promise((resolve, reject) => {
-      if (!this.send({ op: "command", race, command })) {
+      if (this.pending.has(sent.id)) {
+        reject(new Error(`command ${sent.id} is already waiting for its answer`));
+        return;
+      }
+      if (!this.send({ op: "command", race, command: sent })) {
         reject(new Error("not connected: the command was not sent, try again"));
         return;
       }
-      this.pending.push({ resolve, reject });
+      this.pending.set(sent.id, { resolve, reject });
     });
   }
 
   failPending(message) {
-    for (const p of this.pending.splice(0)) p.reject(new Error(message));
+    const waiting = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of waiting) p.reject(new Error(message));
+  }
+
+  /**
+   * The waiting command an ack or error answers: the one of that id (none when it is not
+   * waiting: an answer to a command of a closed connection), else the oldest one.
+   */
+  takePending(id) {
+    const found = id !== undefined && id !== null ? id : this.pending.keys().next().value;
+    if (found === undefined || !this.pending.has(found)) return null;
+    const p = this.pending.get(found);
+    this.pending.delete(found);
+    return p;
   }
 
   receive(text) {
@@ -133,14 +164,18 @@ export class Live {
       sub.seq = msg.seq;
       sub.handler(msg);
     } else if (msg.type === "ack") {
-      this.pending.shift()?.resolve(msg);
+      this.takePending(msg.id)?.resolve(msg);
     } else if (msg.type === "error") {
-      if (msg.channel) {
-        this.onError(msg);
-      } else if (this.pending.length && ["invalid_command", "publish_failed", "not_subscribed", "bad_request", "unauthorized"].includes(msg.code)) {
+      // A command's error names its id; one without (an id the server could not read)
+      // answers the oldest command still waiting.
+      const forCommand = (msg.id !== undefined && msg.id !== null)
+        || (!msg.channel && COMMAND_ERRORS.includes(msg.code));
+      const p = forCommand ? this.takePending(msg.id) : null;
+      if (p) {
         const err = new Error(msg.message);
         err.code = msg.code;
-        this.pending.shift().reject(err);
+        err.id = msg.id ?? null;
+        p.reject(err);
       } else {
         this.onError(msg);
       }

@@ -9,15 +9,15 @@ not in ``--print-config``, not in logs.
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from zegama_live import config
+from zegama_live.config import Option, SettingsError
 
-class SettingsError(ValueError):
-    """A setting with a value that cannot be used; the message names the flag and variable."""
+__all__ = ["OPTIONS", "BroadcastSettings", "SettingsError", "add_arguments", "check", "load",
+           "parse_credentials"]
 
 
 @dataclass(frozen=True)
@@ -43,28 +43,15 @@ class BroadcastSettings:
     publish_timeout_s: float = 10.0
 
     def masked(self) -> dict[str, object]:
-        """The effective settings as plain values, secrets replaced by ``***``."""
-        out: dict[str, object] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in SECRETS:
-                value = [f"{name}:***" for name, _ in value]
-            elif f.name == "races":
-                value = [str(p) for p in value]
-            out[f.name] = value
-        return out
+        """The effective settings as plain values, secrets shown as ``name:***``."""
+        return config.masked(self, SECRETS, _mask_credentials)
 
 
 SECRETS = frozenset({"feed_keys", "control_tokens"})
 
 
-@dataclass(frozen=True)
-class _Option:
-    name: str
-    env: str
-    help: str
-    parse: Callable[[str], Any]
-    repeat: bool = False  # a flag that may be given several times
+def _mask_credentials(value: tuple[tuple[str, str], ...]) -> list[str]:
+    return [f"{name}:***" for name, _ in value]
 
 
 def _races(text: str) -> tuple[Path, ...]:
@@ -90,96 +77,63 @@ def parse_credentials(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-OPTIONS: tuple[_Option, ...] = (
-    _Option("host", "ZEGAMA_BROADCAST_HOST", "address to listen on (both ports)", str),
-    _Option("http_port", "ZEGAMA_BROADCAST_HTTP_PORT",
-            "port of the pages, /api, /feed, /healthz, /metrics (0: any free port)", int),
-    _Option("ws_port", "ZEGAMA_BROADCAST_WS_PORT", "port of the websocket (0: any free port)", int),
-    _Option("bootstrap", "ZEGAMA_KAFKA_BOOTSTRAP", "Kafka bootstrap servers", str),
-    _Option("races", "ZEGAMA_RACES",
-            "race folder to serve; repeat the flag, or comma-separate in the variable",
-            _races, repeat=True),
-    _Option("feed_keys", "ZEGAMA_FEED_KEYS", "feed API keys 'name:key,...' (secret)",
-            parse_credentials),
-    _Option("control_tokens", "ZEGAMA_CONTROL_TOKENS",
-            "race-control tokens 'name:token,...' (secret); also feed keys with /alerts",
-            parse_credentials),
-    _Option("public_ws_url", "ZEGAMA_BROADCAST_PUBLIC_WS_URL",
-            "websocket URL the pages use, when behind a proxy (default ws://HOST:WS_PORT/)", str),
-    _Option("tick_ms", "ZEGAMA_BROADCAST_TICK_MS", "fan-out tick: at most one frame per "
-            "channel per tick (ms)", int),
-    _Option("heartbeat_s", "ZEGAMA_BROADCAST_HEARTBEAT_S", "heartbeat interval (s)", float),
-    _Option("slow_client_s", "ZEGAMA_BROADCAST_SLOW_CLIENT_S",
-            "close a client (4008) whose oldest pending frame waited this long (s)", float),
-    _Option("ws_send_buffer", "ZEGAMA_BROADCAST_WS_SEND_BUFFER",
-            "kernel send buffer per websocket client in bytes (0: OS default)", int),
-    _Option("resume_s", "ZEGAMA_BROADCAST_RESUME_S", "how long updates are kept for resume (s)",
-            float),
-    _Option("resume_frames", "ZEGAMA_BROADCAST_RESUME_FRAMES",
-            "most updates kept per channel for resume", int),
-    _Option("feed_rate", "ZEGAMA_FEED_RATE", "feed requests per second per key (sustained)",
-            float),
-    _Option("feed_burst", "ZEGAMA_FEED_BURST", "feed requests per key in a burst", int),
-    _Option("publish_timeout_s", "ZEGAMA_BROADCAST_PUBLISH_TIMEOUT_S",
-            "longest wait for Kafka to take a race-control command (s)", float),
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "ZEGAMA_BROADCAST_HOST", "address to listen on (both ports)", str),
+    Option("http_port", "ZEGAMA_BROADCAST_HTTP_PORT",
+           "port of the pages, /api, /feed, /healthz, /metrics (0: any free port)", int),
+    Option("ws_port", "ZEGAMA_BROADCAST_WS_PORT", "port of the websocket (0: any free port)", int),
+    Option("bootstrap", "ZEGAMA_KAFKA_BOOTSTRAP", "Kafka bootstrap servers", str),
+    Option("races", "ZEGAMA_RACES",
+           "race folder to serve; repeat the flag, or comma-separate in the variable",
+           _races, repeat=True, spelling="--race", metavar="DIR"),
+    Option("feed_keys", "ZEGAMA_FEED_KEYS", "feed API keys 'name:key,...' (secret)",
+           parse_credentials),
+    Option("control_tokens", "ZEGAMA_CONTROL_TOKENS",
+           "race-control tokens 'name:token,...' (secret); also feed keys with /alerts",
+           parse_credentials),
+    Option("public_ws_url", "ZEGAMA_BROADCAST_PUBLIC_WS_URL",
+           "websocket URL the pages use, when behind a proxy (default ws://HOST:WS_PORT/)", str),
+    Option("tick_ms", "ZEGAMA_BROADCAST_TICK_MS", "fan-out tick: at most one frame per "
+           "channel per tick (ms)", int),
+    Option("heartbeat_s", "ZEGAMA_BROADCAST_HEARTBEAT_S", "heartbeat interval (s)", float),
+    Option("slow_client_s", "ZEGAMA_BROADCAST_SLOW_CLIENT_S",
+           "close a client (4008) whose oldest pending frame waited this long (s)", float),
+    Option("ws_send_buffer", "ZEGAMA_BROADCAST_WS_SEND_BUFFER",
+           "kernel send buffer per websocket client in bytes (0: OS default)", int),
+    Option("resume_s", "ZEGAMA_BROADCAST_RESUME_S", "how long updates are kept for resume (s)",
+           float),
+    Option("resume_frames", "ZEGAMA_BROADCAST_RESUME_FRAMES",
+           "most updates kept per channel for resume", int),
+    Option("feed_rate", "ZEGAMA_FEED_RATE", "feed requests per second per key (sustained)",
+           float),
+    Option("feed_burst", "ZEGAMA_FEED_BURST", "feed requests per key in a burst", int),
+    Option("publish_timeout_s", "ZEGAMA_BROADCAST_PUBLISH_TIMEOUT_S",
+           "longest wait for Kafka to take a race-control command (s)", float),
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per setting; its help names the environment variable and default."""
-    defaults = BroadcastSettings()
-    group = parser.add_argument_group("settings (flag > environment variable > default)")
-    for opt in OPTIONS:
-        flag = "--" + ("race" if opt.name == "races" else opt.name.replace("_", "-"))
-        default = getattr(defaults, opt.name)
-        shown = f" default {default!s}" if default not in ("", ()) and opt.name not in SECRETS \
-            else " no default"
-        text = f"{opt.help} [env {opt.env};{shown}]"
-        if opt.repeat:
-            group.add_argument(flag, dest=opt.name, action="append", default=None,
-                               metavar="DIR", help=text)
-        else:
-            group.add_argument(flag, dest=opt.name, default=None, metavar="VALUE", help=text)
+    config.add_arguments(parser, OPTIONS, BroadcastSettings(), SECRETS)
 
 
 def load(args: argparse.Namespace | None = None,
          environ: Mapping[str, str] | None = None) -> BroadcastSettings:
     """The effective settings from parsed flags and the environment.
 
-    Raises SettingsError naming the flag and variable of a value that does not parse or
-    cannot be used.
+    Raises SettingsError naming the flag or variable of a value that does not parse, or
+    the setting that cannot be used.
     """
-    env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    for opt in OPTIONS:
-        given = getattr(args, opt.name, None) if args is not None else None
-        source = "--" + opt.name.replace("_", "-")
-        if isinstance(given, list):  # a repeated flag
-            given = ",".join(given)
-        text = given
-        if given is None and opt.env in env:
-            source, text = opt.env, env[opt.env]
-        if text is None:
-            continue
-        try:
-            values[opt.name] = opt.parse(text)
-        except ValueError as exc:
-            shown = "***" if opt.name in SECRETS else repr(text)
-            raise SettingsError(f"{source}={shown}: {exc}") from None
-    settings = BroadcastSettings(**values)
+    settings = BroadcastSettings(**config.load_values(OPTIONS, args, environ, SECRETS))
     check(settings)
     return settings
 
 
 def check(s: BroadcastSettings) -> None:
     """Raise SettingsError naming the first setting that cannot be used."""
-    for name in ("http_port", "ws_port"):
-        if not 0 <= getattr(s, name) <= 65535:
-            raise SettingsError(f"{name} must be a TCP port within 0..65535")
-    for name in ("tick_ms", "heartbeat_s", "slow_client_s", "resume_s", "resume_frames",
-                 "feed_rate", "feed_burst", "publish_timeout_s"):
-        if not getattr(s, name) > 0:
-            raise SettingsError(f"{name} must be positive")
+    config.check_ports(s, ("http_port", "ws_port"))
+    config.check_positive(s, ("tick_ms", "heartbeat_s", "slow_client_s", "resume_s",
+                              "resume_frames", "feed_rate", "feed_burst", "publish_timeout_s"))
     if s.ws_send_buffer < 0:
         raise SettingsError("ws_send_buffer must be 0 (OS default) or a number of bytes")
     if not s.races:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from zegama_live import config
@@ -48,14 +48,7 @@ class IngestSettings:
 
     def masked(self) -> dict[str, object]:
         """The effective settings as plain values, secrets replaced by ``***``."""
-        out: dict[str, object] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in SECRETS:
-                value = "***" if value else ""
-            out[f.name] = str(value) if isinstance(value, Path) else value
-        out["race"] = self.race
-        return out
+        return {**config.masked(self, SECRETS), "race": self.race}
 
 
 SECRETS = frozenset({"ingest_key", "device_secret", "admin_key"})
@@ -97,8 +90,8 @@ def load(args: argparse.Namespace | None = None,
          environ: Mapping[str, str] | None = None) -> IngestSettings:
     """The effective settings from parsed flags and the environment.
 
-    Raises SettingsError naming the flag and variable of a value that does not parse,
-    and when no key is set while authentication is on.
+    Raises SettingsError naming the flag or variable of a value that does not parse, the
+    setting that is out of range, or that no key is set while authentication is on.
     """
     settings = IngestSettings(**config.load_values(OPTIONS, args, environ, SECRETS))
     _check(settings)
@@ -106,12 +99,8 @@ def load(args: argparse.Namespace | None = None,
 
 
 def _check(s: IngestSettings) -> None:
-    for name in ("port", "osmand_port"):
-        if not 0 <= getattr(s, name) <= 65535:
-            raise SettingsError(f"{name} must be a TCP port within 0..65535")
-    for name in ("max_batch", "max_body_bytes", "ack_timeout_s", "retry_after_s"):
-        if getattr(s, name) <= 0:
-            raise SettingsError(f"{name} must be positive")
+    config.check_ports(s, ("port", "osmand_port"))
+    config.check_positive(s, ("max_batch", "max_body_bytes", "ack_timeout_s", "retry_after_s"))
     if not s.no_auth and not (s.ingest_key or s.device_secret):
         raise SettingsError(
             "no key is set: set ZEGAMA_INGEST_KEY (or ZEGAMA_INGEST_DEVICE_SECRET), "

@@ -71,3 +71,12 @@ def test_an_unreachable_broker_is_a_clear_error_not_a_traceback(capsys) -> None:
     assert run(args) == 1
     err = capsys.readouterr().err
     assert "cannot start" in err and "127.0.0.1:1" in err and "Traceback" not in err
+
+
+def test_help_shows_the_repeatable_race_flag_and_every_variable() -> None:
+    parser = argparse.ArgumentParser(prog="broadcast")
+    configure(parser)
+    text = " ".join(parser.format_help().split())
+    assert "--race DIR" in text and "[env ZEGAMA_RACES; no default]" in text
+    assert "[env ZEGAMA_BROADCAST_TICK_MS; default 250]" in text
+    assert "[env ZEGAMA_FEED_KEYS; no default]" in text and "--print-config" in text

@@ -67,3 +67,8 @@ def test_race_id_defaults_to_folder_name(tmp_path: Path) -> None:
     folder = tmp_path / "loop-2027"
     assert IngestSettings(race_dir=folder).race == "loop-2027"
     assert IngestSettings(race_dir=folder, race_id="x").race == "x"
+
+
+def test_not_a_number_is_not_positive() -> None:
+    with pytest.raises(SettingsError, match="ack_timeout_s must be positive"):
+        load(parse("--no-auth", "--ack-timeout-s", "nan"), {})

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
-import sys
 
-import orjson
 from aiohttp import web
 
 from ingest.app import build_api_app, build_osmand_app
@@ -22,36 +18,30 @@ from ingest.control import ControlFollower
 from ingest.devices import DeviceRegistry, RegistryError
 from ingest.producer import KafkaSink
 from ingest.service import Ingest
-from ingest.settings import IngestSettings, SettingsError, add_arguments, load
+from ingest.settings import IngestSettings, add_arguments, load
+from zegama_live import service
 
 log = logging.getLogger("ingest")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--print-config", action="store_true",
-                        help="print the effective settings (secrets masked) and exit")
+    service.add_print_config(parser,
+                             "print the effective settings (secrets masked) and exit")
     parser.add_argument("--print-device-tokens", action="store_true",
                         help="print 'device,bib,token' for every entrant and exit")
     add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        settings = load(args)
-    except SettingsError as exc:
-        print(f"zegama-live ingest: {exc}", file=sys.stderr)
-        return 2
-    if args.print_config:
-        sys.stdout.write(orjson.dumps(settings.masked(), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
-        return 0
+    service.configure_logging()
+    settings = service.settings_or_status("ingest", args, load)
+    if isinstance(settings, int):
+        return settings
     registry = DeviceRegistry(settings.race_dir, reload_interval_s=settings.reload_interval_s)
     try:
         registry.reload()
     except RegistryError as exc:
-        print(f"zegama-live ingest: {exc}", file=sys.stderr)
-        return 2
+        return service.fail("ingest", exc)
     if args.print_device_tokens:
         return _print_tokens(settings, registry)
     asyncio.run(serve(settings, registry))
@@ -60,9 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_tokens(settings: IngestSettings, registry: DeviceRegistry) -> int:
     if not settings.device_secret:
-        print("zegama-live ingest: set ZEGAMA_INGEST_DEVICE_SECRET to derive device tokens",
-              file=sys.stderr)
-        return 2
+        return service.fail("ingest",
+                            "set ZEGAMA_INGEST_DEVICE_SECRET to derive device tokens")
     from race_engine.racefolder import load_entrants
 
     print("device,bib,token")
@@ -98,11 +87,7 @@ async def serve(settings: IngestSettings, registry: DeviceRegistry,
         await follower.start()
     runners = [web.AppRunner(build_api_app(ingest), access_log=None),
                web.AppRunner(build_osmand_app(ingest), access_log=None)]
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = service.stop_on_signals(stop)
     try:
         for runner, port in zip(runners, (settings.port, settings.osmand_port), strict=True):
             await runner.setup()

@@ -8,37 +8,28 @@ settings and exits.
 from __future__ import annotations
 
 import argparse
-import sys
-
-import orjson
 
 from race_engine.racefolder import RaceFolderError, load_race
-from stream_processors.settings import SettingsError, add_arguments, load
+from stream_processors.settings import add_arguments, load
+from zegama_live import service
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--print-config", action="store_true",
-                        help="print the effective settings and exit")
+    service.add_print_config(parser)
     add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = load(args)
-    except SettingsError as exc:
-        print(f"zegama-live process: {exc}", file=sys.stderr)
-        return 2
-    if args.print_config:
-        sys.stdout.write(orjson.dumps(settings.masked(), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
-        return 0
+    # No logging set-up here: the Faust worker configures logging at --loglevel.
+    settings = service.settings_or_status("process", args, load)
+    if isinstance(settings, int):
+        return settings
     races = {}
     for folder in settings.races:
         try:
             race = load_race(folder)
         except RaceFolderError as exc:
-            print(f"zegama-live process: {exc}", file=sys.stderr)
-            return 2
+            return service.fail("process", exc)
         races[race.id] = race
     # Faust is imported here: it is heavy, and --help or a bad flag should not wait for it.
     from faust.worker import Worker

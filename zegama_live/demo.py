@@ -5,7 +5,8 @@ broadcaster and ingest, each in the background with its log and pid under ``var/
 and waits for their health checks. It prints the pages' addresses, a race-control token
 and a feed key (made once, kept in ``var/demo/secrets.env``), then plays a simulated
 field (``--runners``, bad weather, incidents) into ingest over HTTP, ``--speed`` times
-faster than real time, with a weather alert for the ridge partway through.
+faster than real time, with a weather alert for the ridge partway through, issued as
+race control does it: a command on the broadcaster's websocket with the printed token.
 
 Each run is a new race: the race folder is copied under ``var/demo/races/`` with a new
 id and its start moved to now, and the processors get a new consumer group and data
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     code = 1
     try:
-        code = _play(args, k, source, sim, race.id, start_ms, keys)
+        code = _play(args, source, sim, race.id, start_ms, keys)
     except KeyboardInterrupt:
         print("\ninterrupted")
         code = 130
@@ -191,21 +192,18 @@ Ctrl-C stops the demo; zegama-live demo --stop stops services left running.
 """, flush=True)
 
 
-def _play(args: argparse.Namespace, k: LocalKafka, source: Any, sim: Any, race: str,
-          start_ms: int, keys: dict[str, str]) -> int:
+def _play(args: argparse.Namespace, source: Any, sim: Any, race: str, start_ms: int,
+          keys: dict[str, str]) -> int:
     """Play the simulation; print progress; 0 when the whole race was played."""
     ingest = Ingest(f"http://127.0.0.1:{args.ingest_port}", keys["ZEGAMA_INGEST_KEY"])
     progress = Progress()
     items = demo_player.schedule(sim.pings(), source, start_ms, args.speed)
-    weather_sent = False
+    incidents = demo_player.Incidents(demo_player.plan_incidents(source, WEATHER_AT_MS))
     shown = time.monotonic()
     try:
         for p in demo_player.play(items, ingest, progress):
-            if not weather_sent and p.race_ms >= WEATHER_AT_MS:
-                demo_player.publish_control(k.bootstrap, demo_player.control_command(
-                    race, "weather", zone=source.danger_zones[0].id, on=True))
-                weather_sent = True
-                print(f"race control: weather alert on for {source.danger_zones[0].name}")
+            for incident in incidents.due(p.race_ms):
+                _issue(args, race, keys, incident)
             if time.monotonic() - shown >= PROGRESS_EVERY_S:
                 shown = time.monotonic()
                 print(_progress_line(args, race, keys, p), flush=True)
@@ -226,20 +224,26 @@ def _play(args: argparse.Namespace, k: LocalKafka, source: Any, sim: Any, race: 
     return 0
 
 
+def _issue(args: argparse.Namespace, race: str, keys: dict[str, str],
+           incident: demo_player.Incident) -> None:
+    """Issue a planned race-control command through the broadcaster, as the control page
+    would; a refusal is reported and the race plays on."""
+    try:
+        record = demo_player.issue_command(f"ws://127.0.0.1:{args.ws_port}/",
+                                           keys["ZEGAMA_CONTROL_TOKEN"], race, incident.command)
+    except PlayError as exc:
+        print(f"error: race control's {incident.says} was not issued: {exc}",
+              file=sys.stderr, flush=True)
+        return
+    print(f"race control: {incident.says} (command {record['id']} by {record['by']})",
+          flush=True)
+
+
 def _progress_line(args: argparse.Namespace, race: str, keys: dict[str, str],
                    p: Progress) -> str:
-    s = max(0, p.race_ms // 1000)
-    clock = f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
     web = f"http://127.0.0.1:{args.http_port}/feed/v1/races/{race}"
-    answer = _get_json(f"{web}/standings", keys["ZEGAMA_FEED_KEY"])
-    board = None if answer is None else answer.get("board")  # null before the first snapshot
-    alerts = _get_json(f"{web}/alerts", keys["ZEGAMA_CONTROL_TOKEN"])
-    finished = "?" if board is None else str(len(board.get("finishers") or []))
-    leader = "-" if board is None else str(board.get("leader") or "-")
-    open_alerts = "?" if alerts is None else str(len(alerts.get("alerts", [])))
-    refused = f" ({p.rejected:,} refused: {p.first_refusal})" if p.rejected else ""
-    return (f"race {clock}  fixes sent {p.sent:,}{refused}  leader bib {leader}  "
-            f"finished {finished}  open alerts {open_alerts}")
+    return demo_player.progress_line(p, _get_json(f"{web}/standings", keys["ZEGAMA_FEED_KEY"]),
+                                     _get_json(f"{web}/alerts", keys["ZEGAMA_CONTROL_TOKEN"]))
 
 
 def _get_json(url: str, key: str) -> Any:

@@ -6,6 +6,10 @@ simulation's fixes as JSON batches to ingest's ``POST /v1/pings``: fix times kee
 offsets from the start (race time), and a fix is sent once its arrival offset divided by
 the speed has passed on the wall clock. The processors' clock is the later of the wall
 clock and the latest fix, so the race runs ahead of the wall clock by the speed-up.
+
+Race control's part is planned as ``Incident``s (the ridge's weather alert) and issued
+as the control page does it: a ``command`` on the broadcaster's websocket with a
+race-control token (``send_command``), so the demo exercises that path too.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,10 +29,10 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import orjson
+import websockets
 
 from race_engine.fixes import encode_fix
 from race_engine.model import Fix, Race
-from zegama_live.topics import CONTROL
 
 _START_LINE = re.compile(r'^start\s*=\s*"[^"]*"\s*$', re.MULTILINE)
 
@@ -166,29 +170,109 @@ def _send(ingest: Ingest, batch: list[dict[str, object]], progress: Progress) ->
     return progress
 
 
-def control_command(race: str, op: str, **fields: object) -> dict[str, object]:
-    """A control.v1 command (docs/streams.md) issued now by the demo."""
-    return {"v": 1, "race": race, "id": f"c-demo-{uuid.uuid4().hex[:12]}", "op": op,
-            "by": "control:demo", "at_ms": int(time.time() * 1000), **fields}
+def progress_line(p: Progress, board: dict[str, Any] | None,
+                  alerts: dict[str, Any] | None) -> str:
+    """One line of the demo's progress: race clock, fixes sent (and refused), leader,
+    finishers, open alerts. ``board`` and ``alerts`` are the feed's answers, None when
+    it did not answer (shown as ``?``; its board is null before the first snapshot).
+    """
+    s = max(0, p.race_ms // 1000)
+    clock = f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+    standings = None if board is None else board.get("board")
+    finished = "?" if standings is None else str(len(standings.get("finishers") or []))
+    leader = "-" if standings is None else str(standings.get("leader") or "-")
+    open_alerts = "?" if alerts is None else str(len(alerts.get("alerts", [])))
+    refused = f" ({p.rejected:,} refused: {p.first_refusal})" if p.rejected else ""
+    return (f"race {clock}  fixes sent {p.sent:,}{refused}  leader bib {leader}  "
+            f"finished {finished}  open alerts {open_alerts}")
 
 
-async def send_control(bootstrap: str, command: dict[str, object]) -> None:
-    """Publish one race-control command to control.v1 (key: race)."""
-    from aiokafka import AIOKafkaProducer
+@dataclass(frozen=True)
+class Incident:
+    """A race-control command the demo issues once the race clock reaches ``at_ms``."""
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
+    at_ms: int  # race time, ms since the start
+    command: dict[str, object]  # the fields of a websocket command (docs/websocket.md)
+    says: str  # what the demo prints when it is issued
+
+
+def plan_incidents(race: Race, weather_at_ms: int) -> list[Incident]:
+    """The demo's race-control script: the weather alert on for the race's first danger
+    zone at race time ``weather_at_ms``; nothing for a race without danger zones.
+
+    Raises:
+        ValueError: ``weather_at_ms`` is negative.
+    """
+    if weather_at_ms < 0:
+        raise ValueError(f"the weather alert's race time must be >= 0 ms, got {weather_at_ms}")
+    if not race.danger_zones:
+        return []
+    zone = race.danger_zones[0]
+    return [Incident(weather_at_ms, {"op": "weather", "zone": zone.id, "on": True,
+                                     "reason": "storm forecast for the ridge (demo)"},
+                     f"weather alert on for {zone.name}")]
+
+
+class Incidents:
+    """The incidents not issued yet, handed out in race-time order as the race goes by."""
+
+    def __init__(self, planned: Iterable[Incident]) -> None:
+        self.waiting = sorted(planned, key=lambda i: i.at_ms)
+
+    def due(self, race_ms: int) -> list[Incident]:
+        """The incidents whose time has come by ``race_ms``; each is handed out once."""
+        n = 0
+        while n < len(self.waiting) and self.waiting[n].at_ms <= race_ms:
+            n += 1
+        out, self.waiting = self.waiting[:n], self.waiting[n:]
+        return out
+
+
+async def send_command(ws_url: str, token: str, race: str, command: dict[str, object],
+                       timeout_s: float = 15.0) -> dict[str, Any]:
+    """Issue one race-control command as the control page does: subscribe to
+    ``control:<race>`` with ``token`` on the broadcaster's websocket, send the command
+    with an id, and wait for its ack. Returns the ``control.v1`` record as published.
+
+    Raises:
+        PlayError: the token or the command was refused (the broadcaster's error code
+            and message), or the broadcaster could not be reached or did not answer
+            within ``timeout_s``.
+    """
+    cid = str(command.get("id") or f"c-demo-{uuid.uuid4().hex[:12]}")
+    channel = f"control:{race}"
+    what = f"the {command.get('op')} command"
     try:
-        await producer.send_and_wait(CONTROL, key=str(command["race"]).encode(),
-                                     value=orjson.dumps(command))
-    finally:
-        await producer.stop()
+        async with asyncio.timeout(timeout_s), \
+                websockets.connect(ws_url, compression=None, max_size=None) as ws:
+            await ws.send(orjson.dumps({"op": "subscribe", "channel": channel,
+                                        "token": token}).decode())
+            await ws.send(orjson.dumps({"op": "command", "race": race,
+                                        "command": {**command, "id": cid}}).decode())
+            async for message in ws:  # skips the snapshot, updates and heartbeats
+                frame = orjson.loads(message)
+                if frame.get("type") == "ack" and frame.get("id") == cid:
+                    return dict(frame["command"])
+                if frame.get("type") == "error" and (frame.get("id") == cid
+                                                     or frame.get("channel") == channel):
+                    raise PlayError(f"the broadcaster refused {what}: {frame.get('code')}: "
+                                    f"{frame.get('message')}")
+            raise PlayError(f"the broadcaster closed the connection before answering {what}")
+    except TimeoutError:
+        raise PlayError(f"the broadcaster at {ws_url} did not answer {what} within "
+                        f"{timeout_s:g} s") from None
+    except (OSError, websockets.InvalidURI, websockets.InvalidHandshake,
+            websockets.ConnectionClosed) as exc:
+        raise PlayError(f"the broadcaster's websocket at {ws_url} failed ({exc}); "
+                        "is it running?") from exc
 
 
-def publish_control(bootstrap: str, command: dict[str, object]) -> None:
-    """``send_control`` from synchronous code."""
-    asyncio.run(send_control(bootstrap, command))
+def issue_command(ws_url: str, token: str, race: str,
+                  command: dict[str, object]) -> dict[str, Any]:
+    """``send_command`` from synchronous code (the player's loop)."""
+    return asyncio.run(send_command(ws_url, token, race, command))
 
 
-__all__ = ["Ingest", "PlayError", "Progress", "control_command", "play", "publish_control",
-           "schedule", "send_control", "shift", "shifted_race"]
+__all__ = ["Incident", "Incidents", "Ingest", "PlayError", "Progress", "issue_command",
+           "plan_incidents", "play", "progress_line", "schedule", "send_command", "shift",
+           "shifted_race"]

@@ -137,7 +137,7 @@ def test_a_race_toml_without_a_start_line_is_refused(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "race.toml").write_text('[race]\nname = "No start"\n')
-    with pytest.raises(ValueError, match="no 'start = \"...\"' line under \\[race\\]"):
+    with pytest.raises(ValueError, match=r"no 'start = \"\.\.\.\"' line under \[race\]"):
         shifted_race(src, tmp_path / "out", "nostart", 0, "UTC")
 
 
@@ -270,10 +270,10 @@ def test_a_503_is_retried_after_its_retry_after(ingest_server: IngestStandIn) ->
 
 def test_a_refused_key_or_no_ingest_is_a_clear_error(ingest_server: IngestStandIn) -> None:
     ingest_server.answers.append((401, {"error": "bad_key"}, {}))
-    with pytest.raises(PlayError, match="ingest answered 401: .*bad_key"):
+    with pytest.raises(PlayError, match=r"ingest answered 401: .*bad_key"):
         ingest_for(ingest_server).post([{"device": "D"}])
     nowhere = Ingest("http://127.0.0.1:9/", KEY, timeout_s=2)
-    with pytest.raises(PlayError, match="127.0.0.1:9 did not answer .*is it running"):
+    with pytest.raises(PlayError, match=r"127\.0\.0\.1:9 did not answer .*is it running"):
         nowhere.post([{"device": "D"}])
 
 
@@ -361,5 +361,5 @@ async def test_the_weather_command_goes_through_the_broadcaster_as_race_control(
 
 
 def test_no_broadcaster_is_a_clear_error() -> None:
-    with pytest.raises(PlayError, match="ws://127.0.0.1:9/ failed .*is it running"):
+    with pytest.raises(PlayError, match=r"ws://127\.0\.0\.1:9/ failed .*is it running"):
         issue_command("ws://127.0.0.1:9/", TOKEN, "mini", {"op": "weather"})

@@ -16,6 +16,7 @@ this class; it does no I/O and reads no clock: every call takes the time it runs
     engine.alerts()                       -> list[dict]  # active alerts, most urgent first
     engine.take_dirty()                   -> set[str]  # bibs whose card changed since last call
     engine.runner_state(bib) / engine.restore_runner(state)   # per-runner snapshot (JSON-able)
+    engine.apply_journal(bib, entries)    # follow another engine's runner (RunnerState.journal)
     engine.to_dict() / RaceEngine.from_dict(race, d)          # the whole engine
 
 A change is a JSON-able dict with ``kind`` in ``runner`` (a fix was taken), ``split``
@@ -214,7 +215,7 @@ class RaceEngine:
                 raise EngineInputError(str(e)) from None
         if op == "resolve_sos":
             r = self.runner(_field(cmd, "bib", str))
-            r.sos_ms = None
+            r.clear_sos()
             return self._alerts_for(r, now_ms)
         if op == "weather":
             zone = _field(cmd, "zone", str)
@@ -356,6 +357,15 @@ class RaceEngine:
         """A JSON-able snapshot of one runner (``restore_runner`` takes it back)."""
         return self.runner(bib).to_dict()
 
+    def reset_runner(self, bib: str) -> None:
+        """Forget everything about ``bib`` (as at the start of the race).
+
+        Raises:
+            EngineInputError: unknown bib.
+        """
+        self.runners[self.runner(bib).bib] = RunnerState(bib, self.layout)
+        self._dirty.add(bib)
+
     def restore_runner(self, state: dict[str, Any]) -> None:
         """Replace a runner's state with a snapshot from ``runner_state``.
 
@@ -369,6 +379,21 @@ class RaceEngine:
         self.runner(r.bib)
         self.runners[r.bib] = r
         self._dirty.add(r.bib)
+
+    def apply_journal(self, bib: str, entries: list[list[Any]]) -> None:
+        """Replay ``entries`` of another engine's runner ``bib`` (RunnerState.journal):
+        this engine's copy of the runner follows without matching fixes again.
+
+        Raises:
+            EngineInputError: unknown bib or a malformed entry.
+        """
+        r = self.runner(bib)
+        try:
+            for entry in entries:
+                r.apply(entry)
+        except ValueError as e:
+            raise EngineInputError(f"runner {bib}: {e}") from None
+        self._dirty.add(bib)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able snapshot of the whole engine (runners, devices, weather, alerts)."""

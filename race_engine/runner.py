@@ -146,6 +146,9 @@ class RunnerState:
         self.last_off = _NAN
         self.last_bat: float | None = None
         self.sos_ms: int | None = None
+        # When a list, every change is also appended to it (see ``apply``), so a copy of
+        # this state elsewhere can follow it without being sent the whole track.
+        self.journal: list[list[Any]] | None = None
 
     # ------------------------------------------------------------------ fixes
 
@@ -187,6 +190,8 @@ class RunnerState:
         k = bisect_left(f_t, t)
         if k < len(f_t) and f_t[k] == t:
             return None
+        if self.journal is not None:
+            self.journal.append(["f", t, progress_m, off_m, lat, lon, bat, sos])
         f_t.insert(k, t)
         self.f_lat.insert(k, lat)
         self.f_lon.insert(k, lon)
@@ -228,6 +233,8 @@ class RunnerState:
         if k == len(self.f_t) or self.f_t[k] != t or (
                 self.f_p[k] == progress_m and self.f_off[k] == off_m):
             return None
+        if self.journal is not None:
+            self.journal.append(["u", t, progress_m, off_m])
         self.f_p[k], self.f_off[k] = progress_m, off_m
         if t == self.last_t:
             self.last_off = off_m
@@ -265,6 +272,8 @@ class RunnerState:
         old = book.get(checkpoint)
         if old == t or (source == CHIP and old is not None and old < t):
             return []
+        if self.journal is not None:
+            self.journal.append(["s", checkpoint, t, source])
         spans = []
         if old is not None:
             spans.append(self._remove_obs(old, source))
@@ -510,12 +519,21 @@ class RunnerState:
         A reinstated runner with a finish split becomes FINISHED. Returns whether the
         status or reason changed.
         """
+        if self.journal is not None and (status, reason, t_ms) != (
+                self.status, self.reason, self.status_ms):
+            self.journal.append(["st", status.value, reason, t_ms])
         before = (self.status, self.reason)
         self.status, self.reason, self.status_ms = status, reason, t_ms
         if status is Status.RUNNING:
             self.reason = ""
             self.refresh_status()
         return (self.status, self.reason) != before
+
+    def clear_sos(self) -> None:
+        """Race control resolved the runner's SOS."""
+        if self.journal is not None:
+            self.journal.append(["c"])
+        self.sos_ms = None
 
     def refresh_status(self) -> bool:
         """Finish a running runner whose finish split exists (and undo it if it went)."""
@@ -531,21 +549,64 @@ class RunnerState:
             return True
         return False
 
+    # ---------------------------------------------------------------- journal
+
+    def apply(self, entry: list[Any]) -> None:
+        """Replay one ``journal`` entry of another copy of this runner's state.
+
+        Entries replay the calls that made them, so a copy fed a runner's journal in
+        order ends equal to it (``to_dict``) without matching a fix again.
+
+        Raises:
+            ValueError: a malformed entry (unknown kind, missing or wrong-typed field).
+        """
+        try:
+            kind = entry[0]
+            if kind == "f":
+                _, t, p, off, lat, lon, bat, sos = entry
+                self.add_fix(int(t), float(p), float(off), float(lat), float(lon),
+                             None if bat is None else float(bat), bool(sos))
+            elif kind == "u":
+                self.update_fix(int(entry[1]), float(entry[2]), float(entry[3]))
+            elif kind == "s":
+                self.set_split(str(entry[1]), int(entry[2]), int(entry[3]))
+            elif kind == "st":
+                self.set_status(Status(entry[1]), str(entry[2]), entry[3])
+            elif kind == "c":
+                self.clear_sos()
+            else:
+                raise ValueError(f"unknown kind {kind!r}")
+        except (IndexError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"malformed runner journal entry {entry!r}: {e}") from None
+        # The engine refreshes the status after a split moved; doing it after every
+        # entry is the same (it only aligns the status with the finish split).
+        self.refresh_status()
+
     # --------------------------------------------------------------- snapshot
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able snapshot; ``from_dict`` restores an equal state."""
+    def to_dict(self, since: float = -math.inf) -> dict[str, Any]:
+        """A JSON-able snapshot; ``from_dict`` restores an equal state. With ``since``,
+        only the track at or after that time (the rest: ``track_dict``)."""
         return {
             "v": 1, "bib": self.bib,
             "status": self.status.value, "reason": self.reason, "status_ms": self.status_ms,
-            "fixes": {"t": self.f_t.tolist(), "lat": self.f_lat.tolist(),
-                      "lon": self.f_lon.tolist(), "p": self.f_p.tolist(),
-                      "off": self.f_off.tolist()},
-            "obs": {"t": self.a_t.tolist(), "p": self.a_p.tolist(), "src": self.a_src.tolist()},
+            **self.track_dict(since, math.inf),
             "chip": dict(self.chip), "manual": dict(self.manual),
             "last": {"t": self.last_t, "lat": _num(self.last_lat), "lon": _num(self.last_lon),
                      "off": _num(self.last_off), "bat": self.last_bat},
             "sos_ms": self.sos_ms,
+        }
+
+    def track_dict(self, lo: float, hi: float) -> dict[str, Any]:
+        """The fixes and observations with ``lo <= t < hi``, as in ``to_dict``."""
+        i, j = bisect_left(self.f_t, lo), bisect_left(self.f_t, hi)
+        k, m = bisect_left(self.a_t, lo), bisect_left(self.a_t, hi)
+        return {
+            "fixes": {"t": self.f_t[i:j].tolist(), "lat": self.f_lat[i:j].tolist(),
+                      "lon": self.f_lon[i:j].tolist(), "p": self.f_p[i:j].tolist(),
+                      "off": self.f_off[i:j].tolist()},
+            "obs": {"t": self.a_t[k:m].tolist(), "p": self.a_p[k:m].tolist(),
+                    "src": self.a_src[k:m].tolist()},
         }
 
     @classmethod

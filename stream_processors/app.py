@@ -2,7 +2,7 @@
 
     pings.v1, chip-reads.v1 ─┐
     <app>-runner-commands ───┴─► per-runner stage (6 partitions, table "runners")
-                                     │ runner snapshots, command results
+                                     │ runner journals, command results, syncs
     control.v1 ─► router ────────────┼─► <app>-race-inputs (1 partition, key race)
                                      ▼
                       per-race stage (tables "race-runners", "races"), on a timer:
@@ -10,8 +10,15 @@
 
 Everything about a runner is keyed ``race:bib``, so the per-runner topics are
 co-partitioned and one worker owns a runner's fixes, chip reads, commands and table
-entry. Table entries are written once per batch for each runner that changed, under
-the runner's latest event of the batch, so the entry lands in the runner's partition.
+entries. After each batch the per-runner stage sends the runners' new journal entries
+(one record per race), never whole tracks; the per-race stage replays them.
+
+Tables are written every ``--flush-ms`` for the runners that changed, in parts (the
+store module), each under the runner's latest event so it lands in the runner's
+partition. Input events are held unacknowledged until the tables hold their effects, so
+the committed offsets never run ahead of the stored state: after a crash, input is
+processed again from there, which changes nothing twice (fixes are deduplicated by
+time, journal entries by number).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from stream_processors.commands import CommandError, audit, decode_command, is_r
 from stream_processors.race_stage import RaceStage, Timing
 from stream_processors.runner_stage import RunnerStage, UnknownRace
 from stream_processors.settings import ProcessSettings
+from stream_processors.store import RunnerStore, is_chunk_key
 from zegama_live import topics as t
 from zegama_live.records import RecordError, decode_chip_read, decode_ping
 
@@ -75,6 +83,31 @@ def _key(k: Any) -> bytes:
     return k if isinstance(k, bytes) else str(k).encode()
 
 
+class Held:
+    """Input events whose effects are not in the tables yet.
+
+    Each is given an extra reference, so the stream's own acknowledgement after the
+    batch does not let its offset be committed; ``release`` acknowledges them once the
+    tables are written. After a rebalance they are dropped unacknowledged: whoever owns
+    the partitions now processes them again.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[faust.types.EventT] = []
+
+    def hold(self, event: faust.types.EventT) -> None:
+        event.message.incref()
+        self.events.append(event)
+
+    def release(self, consumer: Any) -> None:
+        for event in self.events:
+            event.message.ack(consumer)
+        self.events.clear()
+
+    def drop(self) -> None:
+        self.events.clear()
+
+
 def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App:
     """The worker's Faust app for ``races`` (race id -> race)."""
     app = faust.App(
@@ -96,6 +129,9 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
         # over within seconds, not a minute.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
+        # Held events (see Held) are never acknowledged after a revocation: do not
+        # wait for them, they are processed again by the partitions' next owner.
+        stream_wait_empty=False,
     )
     within = settings.batch_within_ms / 1000.0
     timing = Timing(snapshot_ms=round(settings.snapshot_every_s * 1000),
@@ -114,6 +150,11 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
     race_runners = app.Table("race-runners", partitions=1, **table_args)
     races_table = app.Table("races", partitions=1, **table_args)
     runner_stage = RunnerStage(races)
+    runner_store, race_store = RunnerStore(), RunnerStore()
+    held_runners, held_races = Held(), Held()
+    # Runners changed since the last flush, with the event to write each under.
+    runner_dirty: dict[tuple[str, str], faust.types.EventT] = {}
+    race_dirty: set[tuple[str, str]] = set()
     stages: dict[str, RaceStage] = {}
     last_event: dict[str, faust.types.EventT] = {}
     offsets: dict[TP, int] = {}
@@ -121,16 +162,26 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
 
     def ensure_runner(race: str, bib: str) -> None:
         if not runner_stage.is_loaded(race, bib):
-            raw = runners_table.get(f"{race}:{bib}".encode())
-            runner_stage.load(race, bib, stored(raw))
-
-    async def forward(events: dict[tuple[str, str], faust.types.EventT]) -> None:
-        for race, bib, snap in runner_stage.take_snapshots():
             key = f"{race}:{bib}".encode()
-            with event_context(events[(race, bib)]):
-                runners_table[key] = orjson.dumps(snap)
+            try:
+                state, n = runner_store.read(key, stored(runners_table.get(key)),
+                                             lambda k: stored(runners_table.get(k)))
+            except ValueError as e:
+                raise EngineInputError(str(e)) from None
+            runner_stage.load(race, bib, state, n)
+
+    async def forward(events: Mapping[tuple[str, str], faust.types.EventT]) -> None:
+        """Send the runners' new journal entries to the per-race stage."""
+        by_race: dict[str, list[Any]] = {}
+        for race, bib, n0, entries in runner_stage.take_journals():
+            runner_store.mark(f"{race}:{bib}".encode(), entries)
+            ev = events.get((race, bib)) or runner_dirty.get((race, bib))
+            if ev is not None:
+                runner_dirty[(race, bib)] = ev
+            by_race.setdefault(race, []).append([bib, n0, entries])
+        for race, items in by_race.items():
             await race_inputs.send(key=race.encode(), value=orjson.dumps(
-                {"type": "runner", "race": race, "bib": bib, "state": snap}))
+                {"type": "journal", "race": race, "runners": items}))
 
     def seen(event: faust.types.EventT) -> None:
         msg = event.message
@@ -145,6 +196,7 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
             touched: dict[tuple[str, str], faust.types.EventT] = {}
             for ev in events:
                 seen(ev)
+                held_runners.hold(ev)
                 topic = ev.message.topic
                 try:
                     if topic == t.PINGS:
@@ -168,17 +220,24 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
     async def per_runner_commands(stream: faust.StreamT[bytes]) -> None:
         async for ev in stream.events():
             seen(ev)
+            held_runners.hold(ev)
             cmd = orjson.loads(ev.value)
+            race, bib = cmd["race"], cmd["bib"]
             try:
-                ensure_runner(cmd["race"], cmd["bib"])
+                ensure_runner(race, bib)
             except (UnknownRace, EngineInputError) as e:
                 result: tuple[str, str | None] = ("rejected", str(e))
             else:
+                if cmd.get("op") == "resync":  # from the per-race stage, not race control
+                    await forward({(race, bib): ev})
+                    state, n = runner_stage.snapshot(race, bib)
+                    await race_inputs.send(key=race.encode(), value=orjson.dumps(
+                        {"type": "sync", "race": race, "bib": bib, "n": n, "state": state}))
+                    continue
                 result = runner_stage.on_command(cmd, wall_ms())
-            await forward({(cmd["race"], cmd["bib"]): ev})
-            await race_inputs.send(key=cmd["race"].encode(), value=orjson.dumps(
-                {"type": "audit", "race": cmd["race"],
-                 "entry": audit(cmd, *result, wall_ms())}))
+            await forward({(race, bib): ev})
+            await race_inputs.send(key=race.encode(), value=orjson.dumps(
+                {"type": "audit", "race": race, "entry": audit(cmd, *result, wall_ms())}))
 
     @app.agent(control)
     async def router(stream: faust.StreamT[bytes]) -> None:
@@ -202,44 +261,111 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
         stage = stages.get(race)
         if stage is None and race in races:
             prefix = f"{race}:".encode()
-            snaps = [stored(v) for k, v in race_runners.items()
-                     if _key(k).startswith(prefix) and v is not None]
+            saved = {_key(k): stored(v) for k, v in race_runners.items()
+                     if _key(k).startswith(prefix) and v is not None}
+            runners = []
+            for key, head in saved.items():
+                if is_chunk_key(key):
+                    continue
+                try:
+                    state, n = race_store.read(key, head, saved.get)
+                except ValueError as e:
+                    log.error("race %s: a stored runner is unreadable, asking for it "
+                              "again: %s", race, e)
+                    continue
+                if state is not None:
+                    runners.append((state, n))
             stage = RaceStage.restore(races[race], stored(races_table.get(race.encode())),
-                                      snaps, timing)
+                                      runners, timing)
             stages[race] = stage
-            log.info("race %s: took over with %d runners", race, len(snaps))
+            log.info("race %s: took over with %d runners", race, len(runners))
         return stage
+
+    async def ask_for_runners(stage: RaceStage, now: int) -> None:
+        race = stage.race.id
+        for bib in stage.sync_requests(now):
+            m.RESYNCS.inc()
+            await runner_commands.send(key=f"{race}:{bib}".encode(), value=orjson.dumps(
+                {"op": "resync", "race": race, "bib": bib}))
+
+    def on_race_input(stage: RaceStage, msg: dict[str, Any], now: int) -> None:
+        race = stage.race.id
+        kind = msg.get("type")
+        if kind == "journal":
+            for bib, n0, entries in msg["runners"]:
+                try:
+                    applied = stage.on_journal(bib, n0, entries, now)
+                except EngineInputError as e:
+                    m.REJECTED.labels("race-inputs", "bad_journal").inc()
+                    log.warning("race %s: journal of %s skipped: %s", race, bib, e)
+                    continue
+                if applied:
+                    race_store.mark(f"{race}:{bib}".encode(), applied)
+                    race_dirty.add((race, bib))
+        elif kind == "sync":
+            stage.on_sync(msg["state"], int(msg["n"]), now)
+            race_store.mark_all(f"{race}:{msg['bib']}".encode())
+            race_dirty.add((race, msg["bib"]))
+        elif kind == "command":
+            cmd = msg["command"]
+            stage.on_audit(audit(cmd, *stage.on_command(cmd, now), now))
+        elif kind == "audit":
+            stage.on_audit(msg["entry"])
 
     @app.agent(race_inputs)
     async def per_race(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(settings.batch_max, within):
             now = wall_ms()
-            latest: dict[bytes, tuple[faust.types.EventT, bytes]] = {}
             for ev in events:
                 seen(ev)
+                held_races.hold(ev)
                 msg = orjson.loads(ev.value)
                 stage = stage_for(msg.get("race"))
                 if stage is None:
                     m.REJECTED.labels(ev.message.topic, "unknown_race").inc()
                     continue
                 last_event[stage.race.id] = ev
-                kind = msg.get("type")
                 try:
-                    if kind == "runner":
-                        stage.on_runner(msg["state"], now)
-                        latest[f"{msg['race']}:{msg['bib']}".encode()] = (
-                            ev, orjson.dumps(msg["state"]))
-                    elif kind == "command":
-                        cmd = msg["command"]
-                        stage.on_audit(audit(cmd, *stage.on_command(cmd, now), now))
-                    elif kind == "audit":
-                        stage.on_audit(msg["entry"])
-                except (EngineInputError, KeyError) as e:
+                    on_race_input(stage, msg, now)
+                except (EngineInputError, KeyError, TypeError, ValueError) as e:
                     m.REJECTED.labels(ev.message.topic, "bad_state").inc()
                     log.warning("race input skipped: %s", e)
-            for key, (ev, value) in latest.items():
-                with event_context(ev):
-                    race_runners[key] = value
+            for stage in list(stages.values()):
+                await ask_for_runners(stage, now)
+
+    @app.timer(settings.flush_ms / 1000.0)
+    async def flush() -> None:
+        """Write the changed runners to the tables, then let their input be committed.
+        No await inside: the agents cannot change state half-way through."""
+        if app.rebalancing:
+            return
+        started = time.perf_counter()
+        written = 0
+        for (race, bib), ev in runner_dirty.items():
+            if not runner_stage.is_loaded(race, bib):
+                continue
+            key = f"{race}:{bib}".encode()
+            with event_context(ev):
+                for k, v in runner_store.writes(key, runner_stage.engine(race).runners[bib],
+                                                runner_stage.count(race, bib)):
+                    runners_table[k] = v
+                    written += len(v)
+        runner_dirty.clear()
+        held_runners.release(app.consumer)
+        for race, bib in race_dirty:
+            stage, ev = stages.get(race), last_event.get(race)
+            if stage is None or ev is None:
+                continue
+            key = f"{race}:{bib}".encode()
+            with event_context(ev):
+                for k, v in race_store.writes(key, stage.engine.runners[bib],
+                                              stage.counts.get(bib, 0)):
+                    race_runners[k] = v
+                    written += len(v)
+        race_dirty.clear()
+        held_races.release(app.consumer)
+        m.FLUSH.observe(time.perf_counter() - started)
+        m.FLUSH_BYTES.inc(written)
 
     def owns_races() -> bool:
         if app.rebalancing or getattr(app, "in_recovery", False):
@@ -288,9 +414,16 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         # Another worker may own these runners or the races now: re-read state from
-        # the tables when they come back rather than trusting what is in memory.
+        # the tables when they come back rather than trusting what is in memory, and
+        # leave what was not written to be processed again from the committed offsets.
         runner_stage.forget()
+        runner_store.forget()
+        race_store.forget()
         stages.clear()
+        runner_dirty.clear()
+        race_dirty.clear()
+        held_runners.drop()
+        held_races.drop()
         assigned_at[0] = time.monotonic()
 
     @app.on_rebalance_complete.connect

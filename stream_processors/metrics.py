@@ -32,3 +32,12 @@ RECOVERY = Gauge("zegama_process_recovery_seconds",
                  registry=REGISTRY)
 ALERTS_OPEN = Gauge("zegama_process_alerts_open", "Open alerts, by race and kind",
                     ["race", "kind"], registry=REGISTRY)
+FLUSH = Histogram("zegama_process_flush_seconds",
+                  "Time to write the changed runners to the tables (one flush)",
+                  buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+                  registry=REGISTRY)
+FLUSH_BYTES = Counter("zegama_process_flush_bytes_total",
+                      "Bytes of runner state written to the tables", registry=REGISTRY)
+RESYNCS = Counter("zegama_process_resyncs_total",
+                  "Runners whose whole state the per-race stage asked for (journal gaps)",
+                  registry=REGISTRY)

@@ -1,8 +1,11 @@
-"""The per-race stage, sans-I/O: runner snapshots and race commands in, the records of
+"""The per-race stage, sans-I/O: runner journals and race commands in, the records of
 ``standings.v1``, ``runner-updates.v1``, ``alerts.v1`` and ``control-log.v1`` out.
 
-It holds every runner of one race (their latest snapshots from the per-runner stage) in
-a race engine, so ranks and time gaps see the whole field. ``publish`` is called on a
+It holds every runner of one race in a race engine, so ranks and time gaps see the whole
+field. It follows each runner by replaying the journal entries of the per-runner stage
+(``on_journal``: no fix is matched twice, no track is sent whole); entries are numbered
+per runner, so a repeat is skipped and a gap is noticed: the stage then asks for the
+runner's whole state (``sync_requests``, answered through ``on_sync``). ``publish`` is called on a
 timer: it coalesces everything that changed since the previous call into at most one
 standings update, one card per changed runner and the alert and audit records, each
 with the race's next sequence number (docs/streams.md).
@@ -24,6 +27,8 @@ from zegama_live.topics import ALERTS, CONTROL_LOG, RUNNER_UPDATES, STANDINGS
 # A restarted stage may have published records past its last saved counter; it skips
 # this many numbers so a consumer never sees a sequence number twice.
 SEQ_RESTART_GAP = 10_000
+# A runner whose journal has a gap is asked for again after this long without an answer.
+SYNC_RETRY_MS = 10_000
 Record = tuple[str, str, dict[str, Any]]  # (topic, key, value)
 
 
@@ -53,6 +58,8 @@ class RaceStage:
         self._alerts: list[tuple[dict[str, Any], int, str | None]] = []
         self._audits: list[dict[str, Any]] = []
         self._cards: set[str] = set()
+        self.counts: dict[str, int] = {}  # bib -> journal entries applied
+        self._gaps: dict[str, int | None] = {}  # bib -> when its state was asked for
         self.saved = False  # False while there is state to save (``meta``)
 
     # ------------------------------------------------------------------ input
@@ -60,15 +67,50 @@ class RaceStage:
     def now(self, wall_ms: int) -> int:
         return max(wall_ms, self.clock_ms)
 
-    def on_runner(self, snapshot: dict[str, Any], wall_ms: int) -> None:
-        """A runner's new state from the per-runner stage.
+    def on_journal(self, bib: str, n0: int, entries: list[list[Any]],
+                   wall_ms: int) -> list[list[Any]] | None:
+        """A runner's journal entries from the per-runner stage, the first numbered
+        ``n0``. Returns the entries applied (repeats skipped), or None when entries are
+        missing before them: they are dropped and the runner's state is asked for.
+
+        Raises:
+            EngineInputError: a bib not in the race or a malformed entry.
+        """
+        have = self.counts.get(bib, 0)
+        if n0 > have + 1:
+            self._gaps.setdefault(self.engine.runner(bib).bib, None)
+            return None
+        fresh = entries[have + 1 - n0:]
+        if fresh:
+            self.engine.apply_journal(bib, fresh)
+            self.counts[bib] = have + len(fresh)
+            self._runner_changed(bib, wall_ms)
+        return fresh
+
+    def on_sync(self, state: dict[str, Any], n: int, wall_ms: int) -> None:
+        """A runner's whole state and journal count ``n`` (after a gap, or a restart).
 
         Raises:
             EngineInputError: a malformed snapshot or a bib not in the race.
         """
-        self.engine.restore_runner(snapshot)
-        bib = snapshot["bib"]
-        last = self.engine.runner(bib).last_t
+        self.engine.restore_runner(state)
+        bib = state["bib"]
+        self.counts[bib] = n
+        self._gaps.pop(bib, None)
+        self._runner_changed(bib, wall_ms)
+
+    def sync_requests(self, wall_ms: int) -> list[str]:
+        """Bibs whose state to ask the per-runner stage for now (each at most once per
+        SYNC_RETRY_MS)."""
+        out = []
+        for bib, asked in self._gaps.items():
+            if asked is None or wall_ms - asked >= SYNC_RETRY_MS:
+                self._gaps[bib] = wall_ms
+                out.append(bib)
+        return out
+
+    def _runner_changed(self, bib: str, wall_ms: int) -> None:
+        last = self.engine.runners[bib].last_t
         if last is not None and last > self.clock_ms:
             self.clock_ms = last
         self._take_alerts(self.engine.evaluate(bib, self.now(wall_ms)), wall_ms)
@@ -182,15 +224,17 @@ class RaceStage:
 
     @classmethod
     def restore(cls, race: Race, meta: dict[str, Any] | None,
-                runners: list[dict[str, Any]], timing: Timing = Timing()) -> RaceStage:
-        """A stage rebuilt from saved state; it starts with a full snapshot.
+                runners: list[tuple[dict[str, Any], int]], timing: Timing = Timing()) -> RaceStage:
+        """A stage rebuilt from saved state (``meta`` and each runner's snapshot with its
+        journal count); it starts with a full snapshot.
 
         Raises:
             EngineInputError: malformed saved state.
         """
         stage = cls(race, timing)
-        for snap in runners:
+        for snap, n in runners:
             stage.engine.restore_runner(snap)
+            stage.counts[snap["bib"]] = n
             last = stage.engine.runner(snap["bib"]).last_t
             stage.clock_ms = max(stage.clock_ms, last or 0)
         if meta is not None:
@@ -206,6 +250,8 @@ class RaceStage:
             except (KeyError, TypeError, ValueError) as e:
                 raise EngineInputError(f"malformed saved race state: {e!r}") from None
         stage.engine.take_dirty()
+        # Cards of changes applied but maybe not published before the restart.
+        stage._cards = set(stage.counts)
         return stage
 
 

@@ -1,11 +1,13 @@
 """The per-runner stage, sans-I/O: fixes, chip reads and runner commands in, runner
-snapshots and command results out.
+journals and command results out.
 
 A worker owns some of the ``race:bib`` partitions; for each runner it owns it keeps the
 runner's state in a race engine (the same core ``replay`` runs), restored from the
-worker's table the first time the runner is seen after a start or a rebalance. After a
-batch, ``take_snapshots`` hands back every runner that changed, once, for the table and
-for the per-race stage.
+worker's table the first time the runner is seen after a start or a rebalance. Every
+change to a runner is journaled (RunnerState.journal); after a batch, ``take_journals``
+hands back each changed runner's new entries, numbered by a per-runner count that
+survives restarts, for the per-race stage to follow the runner with (RaceStage.on_journal)
+and the table to store (stream_processors.store).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class RunnerStage:
 
     def __init__(self, races: Mapping[str, Race]) -> None:
         self.engines = {rid: RaceEngine(race) for rid, race in races.items()}
-        self._loaded: set[tuple[str, str]] = set()
+        self._counts: dict[tuple[str, str], int] = {}  # loaded runners: journal count
 
     def engine(self, race: str) -> RaceEngine:
         """The engine of ``race``. Raises UnknownRace."""
@@ -40,28 +42,34 @@ class RunnerStage:
         return e
 
     def is_loaded(self, race: str, bib: str) -> bool:
-        return (race, bib) in self._loaded
+        return (race, bib) in self._counts
 
     def loaded(self) -> list[tuple[str, str]]:
         """``(race, bib)`` of the runners this worker holds, sorted."""
-        return sorted(self._loaded)
+        return sorted(self._counts)
 
-    def load(self, race: str, bib: str, snapshot: dict[str, Any] | None) -> None:
-        """Take a runner over: from its saved snapshot, or fresh when there is none.
+    def load(self, race: str, bib: str, snapshot: dict[str, Any] | None, n: int = 0) -> None:
+        """Take a runner over: from its saved snapshot and journal count ``n``, or fresh
+        when there is none.
 
         Raises:
             UnknownRace, EngineInputError: unknown race or bib, malformed snapshot.
         """
         engine = self.engine(race)
-        engine.runner(bib)
-        if snapshot is not None:
+        if snapshot is None:  # never stored: whatever is in memory is from before a rebalance
+            engine.reset_runner(bib)
+        else:
             engine.restore_runner(snapshot)
-            engine.take_dirty()
-        self._loaded.add((race, bib))
+        engine.runner(bib).journal = []
+        self._counts[(race, bib)] = n
 
     def forget(self) -> None:
         """After a rebalance: every runner is re-read from the table when next seen."""
-        self._loaded.clear()
+        self._counts.clear()
+        for engine in self.engines.values():
+            engine.take_dirty()
+            for r in engine.runners.values():
+                r.journal = None
 
     def on_ping(self, rec: PingRecord, now_ms: int) -> None:
         """Raises UnknownRace or EngineInputError (unknown bib)."""
@@ -86,10 +94,30 @@ class RunnerStage:
         engine.touch(cmd["bib"])
         return "applied", None
 
-    def take_snapshots(self) -> list[tuple[str, str, dict[str, Any]]]:
-        """``(race, bib, snapshot)`` of every runner changed since the last call."""
+    def take_journals(self) -> list[tuple[str, str, int, list[list[Any]]]]:
+        """``(race, bib, n0, entries)`` of every runner changed since the last call:
+        its new journal entries, the first numbered ``n0`` (counts start at 1)."""
         out = []
         for race, engine in self.engines.items():
             for bib in sorted(engine.take_dirty()):
-                out.append((race, bib, engine.runner_state(bib)))
+                key = (race, bib)
+                r = engine.runners[bib]
+                if key not in self._counts or not r.journal:
+                    continue
+                entries, r.journal = r.journal, []
+                n0 = self._counts[key] + 1
+                self._counts[key] += len(entries)
+                out.append((race, bib, n0, entries))
         return out
+
+    def count(self, race: str, bib: str) -> int:
+        """The journal count of a loaded runner (entries handed out so far)."""
+        return self._counts[(race, bib)]
+
+    def snapshot(self, race: str, bib: str) -> tuple[dict[str, Any], int]:
+        """A loaded runner's whole state and journal count (for a copy that fell behind).
+
+        Raises:
+            UnknownRace, EngineInputError: unknown race or bib.
+        """
+        return self.engine(race).runner_state(bib), self._counts[(race, bib)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from zegama_live import config
@@ -38,17 +38,13 @@ class ProcessSettings:
     batch_max: int = 2_000
     batch_within_ms: int = 100
     commit_interval_s: float = 1.0
+    flush_ms: int = 2_000
     standby_replicas: int = 0
     loglevel: str = "warn"
 
     def masked(self) -> dict[str, object]:
-        out: dict[str, object] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, tuple):
-                value = [str(v) for v in value]
-            out[f.name] = str(value) if isinstance(value, Path) else value
-        return out
+        """The effective settings as plain values (none of them is secret)."""
+        return config.masked(self)
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -73,6 +69,9 @@ OPTIONS: tuple[Option, ...] = (
            "longest wait to fill a batch (ms)", int),
     Option("commit_interval_s", "ZEGAMA_PROCESS_COMMIT_INTERVAL_S",
            "how often consumed offsets are committed (s)", float),
+    Option("flush_ms", "ZEGAMA_PROCESS_FLUSH_MS",
+           "write changed runners to the tables this often; input is committed only "
+           "once written, so at most this much is processed again after a crash (ms)", int),
     Option("standby_replicas", "ZEGAMA_PROCESS_STANDBY_REPLICAS",
            "standby copies of each table partition on other workers", int),
     Option("loglevel", "ZEGAMA_PROCESS_LOGLEVEL",
@@ -90,9 +89,7 @@ def load(args: argparse.Namespace | None = None,
     s = ProcessSettings(**config.load_values(OPTIONS, args, environ))
     if not s.races:
         raise SettingsError("no race folder: pass --races or set ZEGAMA_RACES")
-    for name in ("publish_ms", "tick_ms", "batch_max", "batch_within_ms"):
-        if getattr(s, name) <= 0:
-            raise SettingsError(f"{name} must be positive")
-    if not 0 <= s.web_port <= 65535:
-        raise SettingsError("web_port must be a TCP port within 0..65535")
+    config.check_positive(s, ("publish_ms", "tick_ms", "batch_max", "batch_within_ms",
+                              "flush_ms"))
+    config.check_ports(s, ("web_port",))
     return s

@@ -28,20 +28,27 @@ def race():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def fed(race):  # type: ignore[no-untyped-def]
-    """A runner stage fed a 6-runner simulated race, and the snapshots it hands on."""
+    """A runner stage fed a 6-runner simulated race, and the journals it hands on:
+    ``(race, bib, n0, entries)``."""
     sim = simulate(race, np.random.default_rng(3), SimOptions(runners=6, incidents=False))
     bibs = {e.device: e.bib for e in race.entrants}
     stage = RunnerStage({race.id: race})
-    snaps: list[tuple[str, str, dict[str, Any]]] = []
+    journals: list[tuple[str, str, int, list[Any]]] = []
     for n, (fix, arrival) in enumerate(sim.pings()):
         bib = bibs[fix.device]
         if not stage.is_loaded(race.id, bib):
             stage.load(race.id, bib, None)
         stage.on_ping(PingRecord(race.id, bib, fix, arrival, "batch"), arrival)
         if n % 200 == 0:
-            snaps += stage.take_snapshots()
-    snaps += stage.take_snapshots()
-    return stage, snaps
+            journals += stage.take_journals()
+    journals += stage.take_journals()
+    return stage, journals
+
+
+def feed_all(stage: RaceStage, journals: list[tuple[str, str, int, list[Any]]],
+             wall: int) -> None:
+    for _, bib, n0, entries in journals:
+        assert stage.on_journal(bib, n0, entries, wall) is not None
 
 
 def by_topic(records: list[tuple[str, str, dict[str, Any]]], topic: str) -> list[dict[str, Any]]:
@@ -49,12 +56,12 @@ def by_topic(records: list[tuple[str, str, dict[str, Any]]], topic: str) -> list
 
 
 def test_records_carry_one_increasing_sequence_across_topics(race, fed) -> None:  # type: ignore[no-untyped-def]
-    _, snaps = fed
+    _, journals = fed
     stage = RaceStage(race, Timing(snapshot_ms=60_000))
     seqs: list[int] = []
     wall = race.start_ms
-    for n, (_, _, snap) in enumerate(snaps):
-        stage.on_runner(snap, wall)
+    for n, (_, bib, n0, entries) in enumerate(journals):
+        stage.on_journal(bib, n0, entries, wall)
         if n % 5 == 0:
             wall += 500
             seqs += [v["seq"] for _, _, v in stage.publish(wall)]
@@ -63,12 +70,12 @@ def test_records_carry_one_increasing_sequence_across_topics(race, fed) -> None:
 
 
 def test_updates_applied_to_the_first_snapshot_give_the_latest_board(race, fed) -> None:  # type: ignore[no-untyped-def]
-    _, snaps = fed
+    _, journals = fed
     stage = RaceStage(race, Timing(snapshot_ms=10**12))
     out: list[tuple[str, str, dict[str, Any]]] = []
     wall = race.start_ms
-    for n, (_, _, snap) in enumerate(snaps):
-        stage.on_runner(snap, wall)
+    for n, (_, bib, n0, entries) in enumerate(journals):
+        stage.on_journal(bib, n0, entries, wall)
         if n % 3 == 0:
             wall += 500
             out += stage.publish(wall)
@@ -91,13 +98,11 @@ def test_updates_applied_to_the_first_snapshot_give_the_latest_board(race, fed) 
 
 
 def test_a_changed_runner_gets_one_card_with_its_track(race, fed) -> None:  # type: ignore[no-untyped-def]
-    _, snaps = fed
+    _, journals = fed
     stage = RaceStage(race)
-    last = {bib: snap for _, bib, snap in snaps}
-    for snap in last.values():
-        stage.on_runner(snap, race.start_ms)
+    feed_all(stage, journals, race.start_ms)
     cards = by_topic(stage.publish(race.start_ms), RUNNER_UPDATES)
-    assert sorted(c["bib"] for c in cards) == sorted(last)
+    assert sorted(c["bib"] for c in cards) == sorted({j[1] for j in journals})
     card = cards[0]
     assert card["card"]["bib"] == card["bib"] and card["track"][0] == [0.0, 0.0]
     assert [p[1] for p in card["track"]] == sorted(p[1] for p in card["track"])
@@ -105,10 +110,9 @@ def test_a_changed_runner_gets_one_card_with_its_track(race, fed) -> None:  # ty
 
 
 def test_weather_raises_zone_alerts_and_an_audit_entry(race, fed) -> None:  # type: ignore[no-untyped-def]
-    _, snaps = fed
+    _, journals = fed
     stage = RaceStage(race)
-    for _, _, snap in snaps:
-        stage.on_runner(snap, race.start_ms)
+    feed_all(stage, journals, race.start_ms)
     stage.publish(race.start_ms)
     zone = race.danger_zones[0].id
     cmd = {"op": "weather", "zone": zone, "on": True, "race": race.id, "id": "c1", "by": "maite"}
@@ -118,12 +122,11 @@ def test_weather_raises_zone_alerts_and_an_audit_entry(race, fed) -> None:  # ty
 
 
 def test_an_acknowledged_alert_stays_acknowledged_after_a_restart(race, fed) -> None:  # type: ignore[no-untyped-def]
-    _, snaps = fed
+    runners, journals = fed
     stage = RaceStage(race)
-    last = {bib: snap for _, bib, snap in snaps}
-    for snap in last.values():
-        stage.on_runner(snap, race.start_ms)
-    wall = max(s["last"]["t"] for s in last.values()) + 3_600_000  # an hour of silence
+    feed_all(stage, journals, race.start_ms)
+    saved = [runners.snapshot(rid, bib) for rid, bib in runners.loaded()]
+    wall = max(s["last"]["t"] for s, _ in saved) + 3_600_000  # an hour of silence
     raised = [v for v in by_topic(stage.publish(wall), ALERTS) if v["action"] == "raised"]
     assert raised
     alert = raised[0]["alert"]
@@ -132,7 +135,8 @@ def test_an_acknowledged_alert_stays_acknowledged_after_a_restart(race, fed) -> 
     acked = by_topic(stage.publish(wall + 500), ALERTS)
     assert [(a["action"], a["by"]) for a in acked] == [("acknowledged", "maite")]
 
-    again = RaceStage.restore(race, stage.meta(), list(last.values()))
+    again = RaceStage.restore(race, stage.meta(), saved)
+    assert again.counts == stage.counts
     assert again.seq == stage.seq + SEQ_RESTART_GAP
     out = again.publish(wall + 1000)
     assert by_topic(out, STANDINGS)[0]["type"] == "snapshot"
@@ -146,9 +150,30 @@ def test_runner_commands_say_what_came_of_them(race, fed) -> None:  # type: igno
     dnf = {"op": "dnf", "bib": bib, "reason": "hypothermia", "race": race.id}
     assert stage.on_command(dnf, race.start_ms) == ("applied", None)
     assert stage.on_command(dnf, race.start_ms) == ("unchanged", None)
-    assert stage.take_snapshots()[0][2]["status"] == "dnf"
+    (_, _, _, entries), = [j for j in stage.take_journals() if j[1] == bib]
+    assert entries == [["st", "dnf", "hypothermia", race.start_ms]]
+    assert stage.snapshot(race.id, bib)[0]["status"] == "dnf"
     result, error = stage.on_command({**dnf, "bib": "no-such-bib"}, race.start_ms)
     assert result == "rejected" and "no-such-bib" in (error or "")
+
+
+def test_repeated_entries_are_skipped_and_a_gap_asks_for_the_runner(race, fed) -> None:  # type: ignore[no-untyped-def]
+    runners, journals = fed
+    bib = journals[0][1]
+    mine = [j for j in journals if j[1] == bib]
+    assert len(mine) >= 3
+    stage = RaceStage(race)
+    _, _, n0, entries = mine[0]
+    assert stage.on_journal(bib, n0, entries, race.start_ms) == entries
+    assert stage.on_journal(bib, n0, entries, race.start_ms) == []  # sent again: skipped
+    assert stage.on_journal(bib, mine[2][2], mine[2][3], race.start_ms) is None  # 1 missing
+    assert stage.sync_requests(race.start_ms) == [bib]
+    assert stage.sync_requests(race.start_ms + 1_000) == []  # asked already
+    assert stage.sync_requests(race.start_ms + 10_000) == [bib]  # no answer: ask again
+    state, n = runners.snapshot(race.id, bib)
+    stage.on_sync(state, n, race.start_ms)
+    assert stage.counts[bib] == n and stage.sync_requests(race.start_ms + 60_000) == []
+    assert stage.engine.runner_state(bib) == state
 
 
 def test_audit_entries_are_published_on_the_control_log(race) -> None:  # type: ignore[no-untyped-def]

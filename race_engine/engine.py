@@ -74,9 +74,11 @@ class RaceEngine:
                            tuple((c.id, race.start_ms + round(c.cutoff_s * 1000))
                                  for c in race.checkpoints if c.cutoff_s is not None),
                            race.danger_zones)
+        self._cutoff_ids = frozenset(cid for cid, _ in self.rules.cutoffs)
         self._match = matcher
         self._dirty: set[str] = set()
         self._order: list[str] = []  # bibs in board order, from the latest board()
+        self._place: dict[str, int] = {}  # bib -> index in _order
 
     # ------------------------------------------------------------------ input
 
@@ -247,7 +249,8 @@ class RaceEngine:
         return self._alerts_for(self.runner(bib), now_ms)
 
     def _alerts_for(self, r: RunnerState, now_ms: int) -> list[dict[str, Any]]:
-        etas = self.etas(r, now_ms) if self.rules.cutoffs else []
+        # The cutoff rules read only the ETAs at checkpoints with a cutoff.
+        etas = self.etas(r, now_ms, only=self._cutoff_ids) if self._cutoff_ids else []
         has_device = r.bib in self._with_device
         found = evaluate(r, self.rules, now_ms, self.weather, etas, has_device)
         return self._alert_changes(self.book.update(r.bib, found))
@@ -263,17 +266,20 @@ class RaceEngine:
 
     # ------------------------------------------------------------------ views
 
-    def etas(self, r: RunnerState, now_ms: int, model: str = "record-ratio") -> list[Eta]:
-        """Projected arrival at every checkpoint the runner has not reached yet."""
+    def etas(self, r: RunnerState, now_ms: int, model: str = "record-ratio",
+             only: frozenset[str] | None = None) -> list[Eta]:
+        """Projected arrival at every checkpoint the runner has not reached yet (of
+        ``only``, when given)."""
         x = r.progress_m
         targets = [(cid, m) for cid, m in zip(self.layout.ids, self.layout.m, strict=True)
-                   if m > x]
+                   if m > x and (only is None or cid in only)]
         return project(r, self.curve, targets, now_ms, self.course.length_m, model)
 
     def board(self, now_ms: int) -> dict[str, Any]:
         """The JSON-able standings at ``now_ms`` (race_engine.board)."""
         b = build_board(self.race.id, self.runners, self.entrants, self.curve, now_ms)
         self._order = [row["bib"] for row in b["runners"] if row["rank"] is not None]
+        self._place = {bib: i for i, bib in enumerate(self._order)}
         return b
 
     def runner_view(self, bib: str, now_ms: int) -> dict[str, Any]:
@@ -312,9 +318,9 @@ class RaceEngine:
 
     def _gaps(self, r: RunnerState) -> dict[str, Any]:
         order = self._order
-        if r.bib not in order:
+        i = self._place.get(r.bib)
+        if i is None:
             return {"rank": None, "gap_leader_s": None, "gap_ahead_s": None}
-        i = order.index(r.bib)
         lead, ahead = self.runners[order[0]], self.runners[order[i - 1]] if i else None
         return {"rank": i + 1, "gap_leader_s": gap_s(r, lead),
                 "gap_ahead_s": None if ahead is None else gap_s(r, ahead)}

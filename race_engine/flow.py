@@ -8,6 +8,8 @@ runner moved and the newest point is always exact.
 
 from __future__ import annotations
 
+import numpy as np
+
 from race_engine.runner import RunnerState
 
 
@@ -19,13 +21,16 @@ def track(r: RunnerState, step_m: float = 250.0) -> list[list[float]]:
     """
     if not step_m > 0:
         raise ValueError(f"step_m must be positive, got {step_m}")
-    start = r.layout.start_ms
-    out: list[list[float]] = [[0.0, 0.0]]
-    next_m = step_m
     n = len(r.a_t)
-    for i in range(n):
-        m = r.a_m[i]
-        if m >= next_m or i == n - 1:
-            out.append([round((r.a_t[i] - start) / 1000.0, 1), round(m, 1)])
-            next_m = (m // step_m + 1) * step_m
-    return out
+    if not n:
+        return [[0.0, 0.0]]
+    # The envelope never decreases, so an observation is the first past a step exactly
+    # when its step number is above its predecessor's (the start counts as step 0).
+    m = np.frombuffer(r.a_m, dtype=np.float64)
+    step = np.floor(m / step_m)
+    keep = np.flatnonzero(step > np.concatenate(([0.0], step[:-1])))
+    if not keep.size or keep[-1] != n - 1:
+        keep = np.append(keep, n - 1)
+    t = (np.frombuffer(r.a_t, dtype=np.int64)[keep] - r.layout.start_ms) / 1000.0
+    pts: list[list[float]] = np.column_stack((t, m[keep])).round(1).tolist()
+    return [[0.0, 0.0], *pts]

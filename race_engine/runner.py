@@ -562,14 +562,15 @@ class RunnerState:
         """
         try:
             kind = entry[0]
+            changed: list[str] | None = None
             if kind == "f":
                 _, t, p, off, lat, lon, bat, sos = entry
-                self.add_fix(int(t), float(p), float(off), float(lat), float(lon),
-                             None if bat is None else float(bat), bool(sos))
+                changed = self.add_fix(int(t), float(p), float(off), float(lat), float(lon),
+                                       None if bat is None else float(bat), bool(sos))
             elif kind == "u":
-                self.update_fix(int(entry[1]), float(entry[2]), float(entry[3]))
+                changed = self.update_fix(int(entry[1]), float(entry[2]), float(entry[3]))
             elif kind == "s":
-                self.set_split(str(entry[1]), int(entry[2]), int(entry[3]))
+                changed = self.set_split(str(entry[1]), int(entry[2]), int(entry[3])) or [""]
             elif kind == "st":
                 self.set_status(Status(entry[1]), str(entry[2]), entry[3])
             elif kind == "c":
@@ -578,9 +579,8 @@ class RunnerState:
                 raise ValueError(f"unknown kind {kind!r}")
         except (IndexError, KeyError, TypeError, ValueError) as e:
             raise ValueError(f"malformed runner journal entry {entry!r}: {e}") from None
-        # The engine refreshes the status after a split moved; doing it after every
-        # entry is the same (it only aligns the status with the finish split).
-        self.refresh_status()
+        if changed:  # as the engine does after a split moved (and after any chip read)
+            self.refresh_status()
 
     # --------------------------------------------------------------- snapshot
 

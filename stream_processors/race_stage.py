@@ -59,6 +59,7 @@ class RaceStage:
         self._audits: list[dict[str, Any]] = []
         self._cards: set[str] = set()
         self.counts: dict[str, int] = {}  # bib -> journal entries applied
+        self._unevaluated: set[str] = set()  # changed runners whose alert rules are due
         self._gaps: dict[str, int | None] = {}  # bib -> when its state was asked for
         self.saved = False  # False while there is state to save (``meta``)
 
@@ -84,7 +85,10 @@ class RaceStage:
         if fresh:
             self.engine.apply_journal(bib, fresh)
             self.counts[bib] = have + len(fresh)
-            self._runner_changed(bib, wall_ms)
+            # An SOS raised or resolved is news now; the other rules are minutes long
+            # and are evaluated once per publish round for the runners that changed.
+            urgent = any(e[0] == "c" or (e[0] == "f" and e[-1]) for e in fresh)
+            self._runner_changed(bib, wall_ms, evaluate=urgent)
         return fresh
 
     def on_sync(self, state: dict[str, Any], n: int, wall_ms: int) -> None:
@@ -109,11 +113,14 @@ class RaceStage:
                 out.append(bib)
         return out
 
-    def _runner_changed(self, bib: str, wall_ms: int) -> None:
+    def _runner_changed(self, bib: str, wall_ms: int, evaluate: bool = True) -> None:
         last = self.engine.runners[bib].last_t
         if last is not None and last > self.clock_ms:
             self.clock_ms = last
-        self._take_alerts(self.engine.evaluate(bib, self.now(wall_ms)), wall_ms)
+        if evaluate:
+            self._take_alerts(self.engine.evaluate(bib, self.now(wall_ms)), wall_ms)
+        else:
+            self._unevaluated.add(bib)
         self._cards.add(bib)
 
     def on_command(self, cmd: dict[str, Any], wall_ms: int) -> tuple[str, str | None]:
@@ -151,6 +158,10 @@ class RaceStage:
         if self._last_tick_ms is None or now - self._last_tick_ms >= self.timing.tick_ms:
             self._last_tick_ms = now
             self._take_alerts(self.engine.tick(now), wall_ms)
+        else:
+            for bib in sorted(self._unevaluated):
+                self._take_alerts(self.engine.evaluate(bib, now), wall_ms)
+        self._unevaluated.clear()
         self._cards |= self.engine.take_dirty()
         snapshot_due = (self._last_snapshot_ms is None
                         or wall_ms - self._last_snapshot_ms >= self.timing.snapshot_ms)

@@ -132,10 +132,15 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
         # Held events (see Held) are never acknowledged after a revocation: do not
         # wait for them, they are processed again by the partitions' next owner.
         stream_wait_empty=False,
+        # A flush writes a few MB of runner state at once; in 16 KB batches (the default)
+        # it took dozens of acks=all round trips, and the journal and standings records
+        # queued behind them.
+        producer_max_batch_size=512 * 1024,
     )
     within = settings.batch_within_ms / 1000.0
     timing = Timing(snapshot_ms=round(settings.snapshot_every_s * 1000),
-                    tick_ms=settings.tick_ms, track_step_m=settings.track_step_m)
+                    tick_ms=settings.tick_ms, track_step_m=settings.track_step_m,
+                    card_ms=settings.card_every_ms)
     inputs = app.topic(t.PINGS, t.CHIP_READS, **RAW)
     runner_commands = app.topic(f"{settings.app_id}-runner-commands", partitions=6,
                                 internal=True, **RAW)

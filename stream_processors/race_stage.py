@@ -37,6 +37,7 @@ class Timing:
     snapshot_ms: int = 10_000  # a full standings snapshot at least this often
     tick_ms: int = 5_000  # alert rules over the whole field this often
     track_step_m: float = 250.0
+    card_ms: int = 2_000  # a runner's card at most this often (changes wait, coalesced)
 
 
 class RaceStage:
@@ -58,6 +59,7 @@ class RaceStage:
         self._alerts: list[tuple[dict[str, Any], int, str | None]] = []
         self._audits: list[dict[str, Any]] = []
         self._cards: set[str] = set()
+        self._card_ms: dict[str, int] = {}  # bib -> wall time of its latest card
         self.counts: dict[str, int] = {}  # bib -> journal entries applied
         self._unevaluated: set[str] = set()  # changed runners whose alert rules are due
         self._gaps: dict[str, int | None] = {}  # bib -> when its state was asked for
@@ -168,13 +170,17 @@ class RaceStage:
         out: list[Record] = []
         if snapshot_due or self._cards:
             out += self._standings(now, wall_ms, snapshot_due)
-        for bib in sorted(self._cards):
+        due = sorted(bib for bib in self._cards
+                     if wall_ms - self._card_ms.get(bib, -self.timing.card_ms)
+                     >= self.timing.card_ms)
+        for bib in due:
+            self._card_ms[bib] = wall_ms
             r = self.engine.runner(bib)
             out.append(self._record(RUNNER_UPDATES, f"{self.race.id}:{bib}", {
                 "v": 1, "race": self.race.id, "bib": bib, "generated_ms": now,
                 "card": self.engine.runner_view(bib, now),
                 "track": track(r, self.timing.track_step_m)}))
-        self._cards.clear()
+        self._cards.difference_update(due)
         for change, t_ms, by in self._alerts:
             alert = change["alert"]
             out.append(self._record(ALERTS, f"{self.race.id}:{alert['id']}", {

@@ -35,6 +35,7 @@ class ProcessSettings:
     snapshot_every_s: float = 10.0
     tick_ms: int = 5_000
     track_step_m: float = 250.0
+    card_every_ms: int = 2_000
     batch_max: int = 2_000
     batch_within_ms: int = 100
     commit_interval_s: float = 1.0
@@ -64,6 +65,8 @@ OPTIONS: tuple[Option, ...] = (
            "evaluate the alert rules of the whole field this often (ms)", int),
     Option("track_step_m", "ZEGAMA_PROCESS_TRACK_STEP_M",
            "one race-flow point per this much progress (m)", float),
+    Option("card_every_ms", "ZEGAMA_PROCESS_CARD_EVERY_MS",
+           "publish a runner's card at most this often (ms); standings rows are live", int),
     Option("batch_max", "ZEGAMA_PROCESS_BATCH_MAX", "most input records in one batch", int),
     Option("batch_within_ms", "ZEGAMA_PROCESS_BATCH_WITHIN_MS",
            "longest wait to fill a batch (ms)", int),
@@ -90,6 +93,6 @@ def load(args: argparse.Namespace | None = None,
     if not s.races:
         raise SettingsError("no race folder: pass --races or set ZEGAMA_RACES")
     config.check_positive(s, ("publish_ms", "tick_ms", "batch_max", "batch_within_ms",
-                              "flush_ms"))
+                              "flush_ms", "card_every_ms"))
     config.check_ports(s, ("web_port",))
     return s

@@ -198,3 +198,21 @@ def test_bad_commands_are_refused_with_a_reason(value: bytes, message: str) -> N
 def test_a_command_takes_its_race_from_the_key() -> None:
     cmd = decode_command(b'{"op": "ack", "alert_id": "x"}', b"zegama-2026", {"zegama-2026"})
     assert cmd["race"] == "zegama-2026"
+
+
+def test_a_runner_s_card_waits_for_its_interval_and_then_carries_every_change(race, fed) -> None:  # type: ignore[no-untyped-def]
+    _, journals = fed
+    bib = journals[0][1]
+    mine = [j for j in journals if j[1] == bib]
+    stage = RaceStage(race, Timing(card_ms=2_000))
+    wall = race.start_ms
+    stage.on_journal(bib, mine[0][2], mine[0][3], wall)
+    assert [c["bib"] for c in by_topic(stage.publish(wall), RUNNER_UPDATES)] == [bib]
+    for _, _, n0, entries in mine[1:3]:
+        stage.on_journal(bib, n0, entries, wall + 500)
+    assert by_topic(stage.publish(wall + 500), RUNNER_UPDATES) == []
+    assert by_topic(stage.publish(wall + 1_500), RUNNER_UPDATES) == []
+    cards = by_topic(stage.publish(wall + 2_000), RUNNER_UPDATES)
+    assert len(cards) == 1
+    assert cards[0]["card"]["last_fix_ms"] == stage.engine.runners[bib].last_t
+    assert by_topic(stage.publish(wall + 4_500), RUNNER_UPDATES) == []  # nothing new

@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"zegama-live demo: {problem}", file=sys.stderr)
         return 2
     began = time.monotonic()
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)  # a fresh clone has no var/ yet
     stop_all(k, broker=False, quiet=True)  # a new run is a new race: services restart
     try:
         was_running = kafka_local.running_pid(k) is not None

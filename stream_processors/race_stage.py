@@ -87,9 +87,13 @@ class RaceStage:
         if fresh:
             self.engine.apply_journal(bib, fresh)
             self.counts[bib] = have + len(fresh)
-            # An SOS raised or resolved is news now; the other rules are minutes long
-            # and are evaluated once per publish round for the runners that changed.
-            urgent = any(e[0] == "c" or (e[0] == "f" and e[-1]) for e in fresh)
+            # An SOS raised or resolved, and fixes off the course, are judged at once:
+            # off-course is timed on fix times, and a race played fast (or a late
+            # burst) can be off and back within one publish round. The other rules are
+            # minutes long and run once per publish round for the runners that changed.
+            off_m = self.race.thresholds.off_course_m
+            urgent = any(e[0] == "c" or (e[0] == "f" and (e[-1] or e[3] > off_m))
+                         for e in fresh)
             self._runner_changed(bib, wall_ms, evaluate=urgent)
         return fresh
 

@@ -216,3 +216,20 @@ def test_a_runner_s_card_waits_for_its_interval_and_then_carries_every_change(ra
     assert len(cards) == 1
     assert cards[0]["card"]["last_fix_ms"] == stage.engine.runners[bib].last_t
     assert by_topic(stage.publish(wall + 4_500), RUNNER_UPDATES) == []  # nothing new
+
+
+def test_an_excursion_off_the_course_between_two_rounds_is_raised(race) -> None:  # type: ignore[no-untyped-def]
+    """Off and back on within one publish round (a race played fast): still raised."""
+    stage = RaceStage(race, Timing(tick_ms=10**9))
+    bib = race.entrants[0].bib
+    lat, lon = race.course.position_at(5_000.0)
+    t0 = race.start_ms + 3_600_000
+    for k in range(40):  # a fix every 10 s; off the course from 100 s to 300 s
+        t = t0 + k * 10_000
+        off = 400.0 if 10 <= k < 30 else 5.0
+        assert stage.on_journal(bib, k + 1, [["f", t, 5_000.0 + k, off, lat, lon, None, False]],
+                                t0) is not None
+    mine = [(a["action"], a["alert"]["kind"]) for a in by_topic(stage.publish(t0 + 400_000),
+                                                                ALERTS)
+            if a["alert"]["bib"] == bib and a["alert"]["kind"] == "off_course"]
+    assert mine == [("raised", "off_course"), ("cleared", "off_course")]  # back on course

@@ -48,13 +48,14 @@ def app_id(name: str) -> str:
 
 
 async def live_splits(bootstrap: str, race_id: str, want: int) -> list[dict[str, Any]]:
-    """Wait until the published board has ``want`` splits (and holds still), return them."""
+    """Wait until the published board has ``want`` splits and holds still over three
+    reads a second apart (several publish rounds and a table flush), return them."""
     last: list[list[dict[str, Any]]] = []
 
     async def settled() -> list[dict[str, Any]] | None:
         board = latest_board(await read_all(bootstrap, STANDINGS), race_id)
         splits = [] if board is None else final_splits(board)
-        done = len(splits) >= want and last and splits == last[-1]
+        done = len(splits) >= want and len(last) >= 2 and splits == last[-1] == last[-2]
         last.append(splits)
         return splits if done else None
 

@@ -180,8 +180,8 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
         by_race: dict[str, list[Any]] = {}
         for race, bib, n0, entries in runner_stage.take_journals():
             runner_store.mark(f"{race}:{bib}".encode(), entries)
-            ev = events.get((race, bib)) or runner_dirty.get((race, bib))
-            if ev is not None:
+            ev = events.get((race, bib))
+            if ev is not None:  # the runner's latest event: its table partition
                 runner_dirty[(race, bib)] = ev
             by_race.setdefault(race, []).append([bib, n0, entries])
         for race, items in by_race.items():
@@ -346,27 +346,26 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
             return
         started = time.perf_counter()
         written = 0
-        for (race, bib), ev in runner_dirty.items():
-            if not runner_stage.is_loaded(race, bib):
-                continue
-            key = f"{race}:{bib}".encode()
+
+        def write(table: Any, store: RunnerStore, ev: faust.types.EventT, race: str,
+                  bib: str, r: Any, n: int) -> None:
+            nonlocal written
             with event_context(ev):
-                for k, v in runner_store.writes(key, runner_stage.engine(race).runners[bib],
-                                                runner_stage.count(race, bib)):
-                    runners_table[k] = v
+                for k, v in store.writes(f"{race}:{bib}".encode(), r, n):
+                    table[k] = v
                     written += len(v)
+
+        for (race, bib), ev in runner_dirty.items():
+            if runner_stage.is_loaded(race, bib):
+                write(runners_table, runner_store, ev, race, bib,
+                      runner_stage.engine(race).runners[bib], runner_stage.count(race, bib))
         runner_dirty.clear()
         held_runners.release(app.consumer)
         for race, bib in race_dirty:
             stage, ev = stages.get(race), last_event.get(race)
-            if stage is None or ev is None:
-                continue
-            key = f"{race}:{bib}".encode()
-            with event_context(ev):
-                for k, v in race_store.writes(key, stage.engine.runners[bib],
-                                              stage.counts.get(bib, 0)):
-                    race_runners[k] = v
-                    written += len(v)
+            if stage is not None and ev is not None:
+                write(race_runners, race_store, ev, race, bib, stage.engine.runners[bib],
+                      stage.counts.get(bib, 0))
         race_dirty.clear()
         held_races.release(app.consumer)
         m.FLUSH.observe(time.perf_counter() - started)

@@ -72,8 +72,7 @@ def event_context(event: faust.types.EventT) -> Iterator[None]:
 
 
 def stored(value: Any) -> Any:
-    """A table value as JSON data. Values are written as JSON bytes; after a recovery
-    from the changelog Faust may hand them back already decoded."""
+    """A table value (JSON bytes) as JSON data."""
     if value is None or isinstance(value, dict | list):
         return value
     return orjson.loads(value)
@@ -149,8 +148,11 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
     control = app.topic(t.CONTROL, **RAW)
     outputs = {name: app.topic(name, **RAW) for name in
                (t.STANDINGS, t.RUNNER_UPDATES, t.ALERTS, t.CONTROL_LOG)}
-    table_args: dict[str, Any] = {"default": None,
-                                  "schema": faust.Schema(**RAW)}
+    # Keys and values are bytes in the changelog (the schema) and in the local store
+    # (the key and value types: without them Faust's store decodes keys as JSON, and a
+    # worker that recovers a table from its changelog cannot read it back).
+    table_args: dict[str, Any] = {"default": None, "schema": faust.Schema(**RAW),
+                                  "key_type": bytes, "value_type": bytes}
     runners_table = app.Table("runners", partitions=6, **table_args)
     race_runners = app.Table("race-runners", partitions=1, **table_args)
     races_table = app.Table("races", partitions=1, **table_args)

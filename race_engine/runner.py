@@ -27,6 +27,7 @@ the GPS estimate.
 from __future__ import annotations
 
 import math
+import zlib
 from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
@@ -581,6 +582,16 @@ class RunnerState:
             raise ValueError(f"malformed runner journal entry {entry!r}: {e}") from None
         if changed:  # as the engine does after a split moved (and after any chip read)
             self.refresh_status()
+
+    def digest(self) -> int:
+        """A checksum of what a copy fed this runner's journal must agree on: the number
+        of fixes and observations and every split. A copy whose digest differs at the
+        same journal count followed another history (entries of a stale owner) and has
+        to be replaced whole. Cheap: no pass over the track."""
+        key = (len(self.f_t), len(self.a_t), self.f_t[-1] if self.f_t else None,
+               sorted(self.gps.items()), sorted(self.chip.items()),
+               sorted(self.manual.items()))
+        return zlib.crc32(repr(key).encode())
 
     # --------------------------------------------------------------- snapshot
 

@@ -76,6 +76,7 @@ def test_a_copy_fed_the_journal_equals_the_original(race, every: int) -> None:  
     for bib, r in a.runners.items():
         assert b.runners[bib].to_dict() == r.to_dict(), bib
         assert b.runners[bib].gps == r.gps, bib
+        assert b.runners[bib].digest() == r.digest(), bib
     finished = [r for r in a.runners.values() if r.status is Status.FINISHED]
     assert finished, "the simulated race should have finishers"
     assert b.board(race.start_ms + 10**8) == a.board(race.start_ms + 10**8)
@@ -93,6 +94,27 @@ def test_replaying_the_same_entries_twice_changes_nothing(race) -> None:  # type
         before = b.runners[bib].to_dict()
         b.apply_journal(bib, [e for e in entries if e[0] == "f"])
         assert b.runners[bib].to_dict() == before
+
+
+def test_a_copy_that_missed_entries_has_another_digest(race) -> None:  # type: ignore[no-untyped-def]
+    """A copy that followed another history (here: it never got some fixes, as when a
+    stale owner's entries took their journal numbers) is told apart by its digest."""
+    sim = simulate(race, np.random.default_rng(4), SimOptions(runners=1, incidents=False))
+    a = _journaling(race)
+    for fix, arrival in sim.pings():
+        a.on_fix(None, fix, arrival)
+    (bib, entries), = _take(a).items()
+    whole, gappy = RaceEngine(race), RaceEngine(race)
+    whole.apply_journal(bib, entries)
+    fixes = [k for k, e in enumerate(entries) if e[0] == "f"]
+    gone = set(fixes[len(fixes) // 3: len(fixes) // 3 + 5])
+    gappy.apply_journal(bib, [e for k, e in enumerate(entries) if k not in gone])
+    assert whole.runners[bib].digest() == a.runners[bib].digest()
+    assert gappy.runners[bib].digest() != a.runners[bib].digest()
+    moved = RaceEngine(race)  # a manual split the original never had
+    moved.apply_journal(bib, [*entries, ["s", race.checkpoints[1].id,
+                                         race.start_ms + 60_000, 2]])
+    assert moved.runners[bib].digest() != a.runners[bib].digest()
 
 
 @pytest.mark.parametrize("entry", [["x"], ["f", 1], ["st", "resting", "", None], [], ["s", 3]])

@@ -63,6 +63,7 @@ class RaceStage:
         self.counts: dict[str, int] = {}  # bib -> journal entries applied
         self._unevaluated: set[str] = set()  # changed runners whose alert rules are due
         self._gaps: dict[str, int | None] = {}  # bib -> when its state was asked for
+        self.diverged = 0  # runners found to have followed another history (digests)
         self.saved = False  # False while there is state to save (``meta``)
 
     # ------------------------------------------------------------------ input
@@ -71,10 +72,13 @@ class RaceStage:
         return max(wall_ms, self.clock_ms)
 
     def on_journal(self, bib: str, n0: int, entries: list[list[Any]],
-                   wall_ms: int) -> list[list[Any]] | None:
+                   wall_ms: int, digest: int | None = None) -> list[list[Any]] | None:
         """A runner's journal entries from the per-runner stage, the first numbered
-        ``n0``. Returns the entries applied (repeats skipped), or None when entries are
-        missing before them: they are dropped and the runner's state is asked for.
+        ``n0``, and the sender's ``RunnerState.digest`` after them. Returns the entries
+        applied (repeats skipped), or None when entries are missing before them: they are
+        dropped and the runner's state is asked for. The state is asked for too when the
+        copy, at the sender's count, has another digest: it followed another history
+        (entries a stale owner numbered the same), and only the whole state mends that.
 
         Raises:
             EngineInputError: a bib not in the race or a malformed entry.
@@ -95,6 +99,10 @@ class RaceStage:
             urgent = any(e[0] == "c" or (e[0] == "f" and (e[-1] or e[3] > off_m))
                          for e in fresh)
             self._runner_changed(bib, wall_ms, evaluate=urgent)
+        if digest is not None and self.counts.get(bib, 0) == n0 + len(entries) - 1 \
+                and self.engine.runner(bib).digest() != digest:
+            self.diverged += 1
+            self._gaps.setdefault(bib, None)
         return fresh
 
     def on_sync(self, state: dict[str, Any], n: int, wall_ms: int) -> None:

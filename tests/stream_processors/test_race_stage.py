@@ -19,6 +19,7 @@ from zegama_live.records import PingRecord
 from zegama_live.topics import ALERTS, CONTROL_LOG, RUNNER_UPDATES, STANDINGS
 
 RACE_DIR = Path(__file__).resolve().parents[2] / "races" / "zegama-2026"
+Journal = tuple[str, str, int, list[Any], int]  # (race, bib, n0, entries, digest after)
 
 
 @pytest.fixture(scope="module")
@@ -29,26 +30,31 @@ def race():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def fed(race):  # type: ignore[no-untyped-def]
     """A runner stage fed a 6-runner simulated race, and the journals it hands on:
-    ``(race, bib, n0, entries)``."""
+    ``(race, bib, n0, entries, digest)``."""
     sim = simulate(race, np.random.default_rng(3), SimOptions(runners=6, incidents=False))
     bibs = {e.device: e.bib for e in race.entrants}
     stage = RunnerStage({race.id: race})
-    journals: list[tuple[str, str, int, list[Any]]] = []
+    journals: list[Journal] = []
+
+    def take() -> list[Journal]:
+        return [(r, bib, n0, entries, stage.engine(r).runners[bib].digest())
+                for r, bib, n0, entries in stage.take_journals()]
+
     for n, (fix, arrival) in enumerate(sim.pings()):
         bib = bibs[fix.device]
         if not stage.is_loaded(race.id, bib):
             stage.load(race.id, bib, None)
         stage.on_ping(PingRecord(race.id, bib, fix, arrival, "batch"), arrival)
         if n % 200 == 0:
-            journals += stage.take_journals()
-    journals += stage.take_journals()
+            journals += take()
+    journals += take()
     return stage, journals
 
 
-def feed_all(stage: RaceStage, journals: list[tuple[str, str, int, list[Any]]],
-             wall: int) -> None:
-    for _, bib, n0, entries in journals:
-        assert stage.on_journal(bib, n0, entries, wall) is not None
+def feed_all(stage: RaceStage, journals: list[Journal], wall: int) -> None:
+    for _, bib, n0, entries, digest in journals:
+        assert stage.on_journal(bib, n0, entries, wall, digest) is not None
+    assert stage.sync_requests(wall) == [] and stage.diverged == 0
 
 
 def by_topic(records: list[tuple[str, str, dict[str, Any]]], topic: str) -> list[dict[str, Any]]:
@@ -60,7 +66,7 @@ def test_records_carry_one_increasing_sequence_across_topics(race, fed) -> None:
     stage = RaceStage(race, Timing(snapshot_ms=60_000))
     seqs: list[int] = []
     wall = race.start_ms
-    for n, (_, bib, n0, entries) in enumerate(journals):
+    for n, (_, bib, n0, entries, _) in enumerate(journals):
         stage.on_journal(bib, n0, entries, wall)
         if n % 5 == 0:
             wall += 500
@@ -74,7 +80,7 @@ def test_updates_applied_to_the_first_snapshot_give_the_latest_board(race, fed) 
     stage = RaceStage(race, Timing(snapshot_ms=10**12))
     out: list[tuple[str, str, dict[str, Any]]] = []
     wall = race.start_ms
-    for n, (_, bib, n0, entries) in enumerate(journals):
+    for n, (_, bib, n0, entries, _) in enumerate(journals):
         stage.on_journal(bib, n0, entries, wall)
         if n % 3 == 0:
             wall += 500
@@ -163,7 +169,7 @@ def test_repeated_entries_are_skipped_and_a_gap_asks_for_the_runner(race, fed) -
     mine = [j for j in journals if j[1] == bib]
     assert len(mine) >= 3
     stage = RaceStage(race)
-    _, _, n0, entries = mine[0]
+    _, _, n0, entries, _ = mine[0]
     assert stage.on_journal(bib, n0, entries, race.start_ms) == entries
     assert stage.on_journal(bib, n0, entries, race.start_ms) == []  # sent again: skipped
     assert stage.on_journal(bib, mine[2][2], mine[2][3], race.start_ms) is None  # 1 missing
@@ -208,7 +214,7 @@ def test_a_runner_s_card_waits_for_its_interval_and_then_carries_every_change(ra
     wall = race.start_ms
     stage.on_journal(bib, mine[0][2], mine[0][3], wall)
     assert [c["bib"] for c in by_topic(stage.publish(wall), RUNNER_UPDATES)] == [bib]
-    for _, _, n0, entries in mine[1:3]:
+    for _, _, n0, entries, _ in mine[1:3]:
         stage.on_journal(bib, n0, entries, wall + 500)
     assert by_topic(stage.publish(wall + 500), RUNNER_UPDATES) == []
     assert by_topic(stage.publish(wall + 1_500), RUNNER_UPDATES) == []
@@ -233,3 +239,24 @@ def test_an_excursion_off_the_course_between_two_rounds_is_raised(race) -> None:
                                                                 ALERTS)
             if a["alert"]["bib"] == bib and a["alert"]["kind"] == "off_course"]
     assert mine == [("raised", "off_course"), ("cleared", "off_course")]  # back on course
+
+
+def test_a_copy_that_followed_another_history_is_asked_for_whole(race, fed) -> None:  # type: ignore[no-untyped-def]
+    """A stale owner's entries took journal numbers the true owner uses for other
+    entries (here: the copy never got some fixes): the digest after the owner's entries
+    tells the copies apart, and the owner's whole state mends the copy."""
+    runners, journals = fed
+    bib = journals[0][1]
+    mine = [j for j in journals if j[1] == bib]
+    everything = [e for j in mine for e in j[3]]
+    fixes = [k for k, e in enumerate(everything) if e[0] == "f"]
+    lost = set(fixes[len(fixes) // 2: len(fixes) // 2 + 4])
+    stage = RaceStage(race)
+    wall = race.start_ms
+    stage.on_journal(bib, 1, [e for k, e in enumerate(everything) if k not in lost], wall)
+    last = mine[-1]
+    assert stage.on_journal(bib, last[2], last[3], wall, last[4]) is not None
+    assert stage.diverged == 1 and stage.sync_requests(wall) == [bib]
+    state, n = runners.snapshot(race.id, bib)
+    stage.on_sync(state, n, wall)
+    assert stage.engine.runner_state(bib) == state and stage.sync_requests(wall + 60_000) == []

@@ -166,6 +166,8 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
     last_event: dict[str, faust.types.EventT] = {}
     offsets: dict[TP, int] = {}
     assigned_at = [time.monotonic()]
+    # Events fetched in a generation before this one are stale (see ``current``).
+    fresh_from = [0]
 
     def ensure_runner(race: str, bib: str) -> None:
         if not runner_stage.is_loaded(race, bib):
@@ -177,18 +179,40 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
                 raise EngineInputError(str(e)) from None
             runner_stage.load(race, bib, state, n)
 
-    async def forward(events: Mapping[tuple[str, str], faust.types.EventT]) -> None:
-        """Send the runners' new journal entries to the per-race stage."""
+    def current(ev: faust.types.EventT) -> bool:
+        """False for an event fetched before the latest rebalance (a batch being filled
+        when partitions were revoked): the runners were forgotten since, and processing
+        it on state re-read from the table, before the events between that state and it,
+        would give the per-race stage entries of another history under the same journal
+        numbers. It is never acknowledged: the partitions' owner reads it again."""
+        gen = ev.message.generation_id
+        if gen is None or gen >= fresh_from[0]:
+            return True
+        ev.message.incref()
+        m.STALE.labels(ev.message.topic).inc()
+        return False
+
+    def journals(events: Mapping[tuple[str, str], faust.types.EventT]) -> list[bytes]:
+        """The runners' new journal entries, with each runner's digest, as race-inputs
+        messages (one per race). No await: taken in one step with the state."""
         by_race: dict[str, list[Any]] = {}
         for race, bib, n0, entries in runner_stage.take_journals():
             runner_store.mark(f"{race}:{bib}".encode(), entries)
             ev = events.get((race, bib))
             if ev is not None:  # the runner's latest event: its table partition
                 runner_dirty[(race, bib)] = ev
-            by_race.setdefault(race, []).append([bib, n0, entries])
-        for race, items in by_race.items():
-            await race_inputs.send(key=race.encode(), value=orjson.dumps(
-                {"type": "journal", "race": race, "runners": items}))
+            digest = runner_stage.engine(race).runners[bib].digest()
+            by_race.setdefault(race, []).append([bib, n0, entries, digest])
+        return [orjson.dumps({"type": "journal", "race": race, "runners": items})
+                for race, items in by_race.items()]
+
+    async def to_races(messages: list[bytes]) -> None:
+        for value in messages:
+            await race_inputs.send(key=orjson.loads(value)["race"].encode(), value=value)
+
+    async def forward(events: Mapping[tuple[str, str], faust.types.EventT]) -> None:
+        """Send the runners' new journal entries to the per-race stage."""
+        await to_races(journals(events))
 
     def seen(event: faust.types.EventT) -> None:
         msg = event.message
@@ -202,6 +226,8 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
             now = wall_ms()
             touched: dict[tuple[str, str], faust.types.EventT] = {}
             for ev in events:
+                if not current(ev):
+                    continue
                 seen(ev)
                 held_runners.hold(ev)
                 topic = ev.message.topic
@@ -226,6 +252,8 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
     @app.agent(runner_commands)
     async def per_runner_commands(stream: faust.StreamT[bytes]) -> None:
         async for ev in stream.events():
+            if not current(ev):
+                continue
             seen(ev)
             held_runners.hold(ev)
             cmd = orjson.loads(ev.value)
@@ -236,10 +264,12 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
                 result: tuple[str, str | None] = ("rejected", str(e))
             else:
                 if cmd.get("op") == "resync":  # from the per-race stage, not race control
-                    await forward({(race, bib): ev})
+                    # The pending entries and the state they lead to, taken together:
+                    # a rebalance while sending must not leave the two apart.
+                    pending = journals({(race, bib): ev})
                     state, n = runner_stage.snapshot(race, bib)
-                    await race_inputs.send(key=race.encode(), value=orjson.dumps(
-                        {"type": "sync", "race": race, "bib": bib, "n": n, "state": state}))
+                    sync = {"type": "sync", "race": race, "bib": bib, "n": n, "state": state}
+                    await to_races([*pending, orjson.dumps(sync)])
                     continue
                 result = runner_stage.on_command(cmd, wall_ms())
             await forward({(race, bib): ev})
@@ -299,13 +329,18 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
         race = stage.race.id
         kind = msg.get("type")
         if kind == "journal":
-            for bib, n0, entries in msg["runners"]:
+            for bib, n0, entries, *digest in msg["runners"]:
+                diverged = stage.diverged
                 try:
-                    applied = stage.on_journal(bib, n0, entries, now)
+                    applied = stage.on_journal(bib, n0, entries, now, *digest[:1])
                 except EngineInputError as e:
                     m.REJECTED.labels("race-inputs", "bad_journal").inc()
                     log.warning("race %s: journal of %s skipped: %s", race, bib, e)
                     continue
+                if stage.diverged > diverged:
+                    m.DIVERGED.inc()
+                    log.warning("race %s: runner %s differs from its owner's state at "
+                                "entry %d; asking for it whole", race, bib, stage.counts[bib])
                 if applied:
                     race_store.mark(f"{race}:{bib}".encode(), applied)
                     race_dirty.add((race, bib))
@@ -324,6 +359,8 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
         async for events in stream.take_events(settings.batch_max, within):
             now = wall_ms()
             for ev in events:
+                if not current(ev):
+                    continue
                 seen(ev)
                 held_races.hold(ev)
                 msg = orjson.loads(ev.value)
@@ -422,6 +459,7 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
         # Another worker may own these runners or the races now: re-read state from
         # the tables when they come back rather than trusting what is in memory, and
         # leave what was not written to be processed again from the committed offsets.
+        fresh_from[0] = app.consumer_generation_id + 1
         runner_stage.forget()
         runner_store.forget()
         race_store.forget()

@@ -135,6 +135,13 @@ class Worker:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
+    def events(self) -> str:
+        """The worker log's group and recovery events (joins, revocations, divergence,
+        warnings): what a failed comparison needs next to it to be understood."""
+        marks = ("Joined group", "Revoking", "rebalanc", "WARNING", "ERROR", "took over")
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        return "\n".join(line[:200] for line in lines if any(k in line for k in marks))
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -68,10 +68,13 @@ async def test_live_splits_equal_replay(kafka_bootstrap, race, pings, expected, 
     try:
         await produce(kafka_bootstrap, PINGS, [(k, v) for k, v, _ in pings])
         got = await live_splits(kafka_bootstrap, race.id, len(expected))
+        diverged = await metric(worker, "zegama_process_diverged_total")
     finally:
         worker.stop()
     assert len(expected) > RUNNERS * 5
-    assert got == expected
+    assert got == expected, worker.events()
+    # The per-race stage's copies agreed with their owner all along: no false alarm.
+    assert diverged == 0, worker.events()
 
 
 async def metric(worker: Worker, name: str) -> float:
@@ -106,29 +109,45 @@ async def test_a_killed_worker_recovers_and_ends_with_the_same_splits(  # type: 
         got = await live_splits(kafka_bootstrap, race.id, len(expected))
     finally:
         w.stop()
-    assert got == expected
+    assert got == expected, w.events()
 
 
-async def test_two_workers_share_the_partitions_and_agree_with_one(  # type: ignore[no-untyped-def]
+async def test_a_worker_joining_mid_race_takes_half_and_the_splits_stay_right(  # type: ignore[no-untyped-def]
         kafka_bootstrap, race, pings, expected, tmp_path):
+    """Scale-out on race day: a second worker joins while the first is busy, the
+    partitions are shared out in the middle of the stream, both finish the race."""
     name = app_id("scale")
     workers = [Worker(kafka_bootstrap, str(RACE_DIR), tmp_path / f"w{i}", name,
-                      tmp_path / f"w{i}.log").start() for i in (1, 2)]
+                      tmp_path / f"w{i}.log") for i in (1, 2)]
+    half, late = len(pings) // 2, len(pings) * 3 // 4
     try:
+        workers[0].start()
+        await produce(kafka_bootstrap, PINGS, [(k, v) for k, v, _ in pings[:half]])
+
+        async def started() -> bool:
+            return await metric(workers[0], "zegama_process_events_total") > 0
+
+        await wait_for(started, 120, "the first worker to process pings")
+        workers[1].start()
+        for at in range(half, late, 200):  # keeps coming while the group rebalances
+            await produce(kafka_bootstrap, PINGS, [(k, v) for k, v, _ in pings[at:at + 200]])
+            await asyncio.sleep(0.3)
+
         async def both_joined() -> bool:
             health = [await _get(w, "/healthz") for w in workers]
             parts = [orjson.loads(h)["pings_partitions"] if h else [] for h in health]
             return sorted(p for ps in parts for p in ps) == list(range(6)) and all(parts)
 
         await wait_for(both_joined, 180, "both workers to share the 6 partitions")
-        await produce(kafka_bootstrap, PINGS, [(k, v) for k, v, _ in pings])
+        await produce(kafka_bootstrap, PINGS, [(k, v) for k, v, _ in pings[late:]])
         got = await live_splits(kafka_bootstrap, race.id, len(expected))
         shares = [await metric(w, 'zegama_process_events_total{topic="pings.v1"')
                   for w in workers]
     finally:
         for w in workers:
             w.stop()
-    assert got == expected
+    assert got == expected, "\n".join(f"worker {n}:\n{w.events()}"
+                                      for n, w in enumerate(workers, 1))
     assert all(share > 0 for share in shares), f"pings processed per worker: {shares}"
 
 

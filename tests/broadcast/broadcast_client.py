@@ -75,3 +75,4 @@ class ClientChannel:
         self.state["alerts"] = list(alerts.values())
         self.state["log"] = (self.state["log"] + data.get("log", []))[-200:]
         self.state["runners"].update(data.get("runners", {}))
+        self.state.setdefault("weather", {}).update(data.get("weather", {}))

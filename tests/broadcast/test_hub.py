@@ -160,13 +160,15 @@ def test_the_control_channel_carries_the_weather_state_in_snapshots_and_updates(
     watcher = Subscriber()
     hub.subscribe(watcher, "control:mini")
     hub.tick(1.0)
-    assert [f["data"]["weather"] for f in frames(watcher)] == [{}]
+    seen = frames(watcher)
+    assert [f["data"]["weather"] for f in seen] == [{}]
     command = {"id": "c-w1", "op": "weather", "zone": "top-ridge", "on": True,
                "by": "control:maite", "at_ms": 5000}
     topic, _, entry = rr.control_log(command)
     view.apply(topic, entry)
     hub.tick(2.0)
     (update,) = frames(watcher)
+    seen.append(update)
     on = {"on": True, "by": "control:maite", "t_ms": 5050}
     assert update["type"] == "update" and update["data"]["weather"] == {"top-ridge": on}
     assert update["seq"] == entry["seq"]
@@ -175,6 +177,7 @@ def test_the_control_channel_carries_the_weather_state_in_snapshots_and_updates(
     view.apply(topic, again)
     hub.tick(3.0)
     (update,) = frames(watcher)
+    seen.append(update)
     assert "weather" not in update["data"] and update["data"]["log"][0]["id"] == "c-w2"
     # A page that connects now gets the state in its snapshot.
     late = Subscriber()
@@ -182,3 +185,8 @@ def test_the_control_channel_carries_the_weather_state_in_snapshots_and_updates(
     hub.tick(4.0)
     (snapshot,) = frames(late)
     assert snapshot["type"] == "snapshot" and snapshot["data"]["weather"] == {"top-ridge": on}
+    # The watcher's snapshot and updates, applied in order, give the same state.
+    client = ClientChannel("control:mini")
+    for frame in seen:
+        client.apply(frame)
+    assert client.state == snapshot["data"]

@@ -99,10 +99,17 @@ def evaluate(r: RunnerState, rules: Rules, now_ms: int, weather: Iterable[str] =
         lat, lon = r.last_lat, r.last_lon
     else:
         lat, lon = rules.course.position_at(x)
+    return make_alerts(rules, r.bib, found, x, lat, lon)
+
+
+def make_alerts(rules: Rules, bib: str, found: Iterable[tuple[str, str | None, int, str]],
+                x: float, lat: float, lon: float) -> list[Alert]:
+    """Alerts of runner ``bib`` at progress ``x`` and ``lat``/``lon`` from
+    ``(kind, subject, raised_ms, message)``."""
     out = []
     for kind, subject, since, message in found:
-        aid = f"{rules.race}:{r.bib}:{kind}" + (f":{subject}" if subject else "")
-        out.append(Alert(aid, kind, SEVERITY[kind], rules.race, r.bib, subject, x, lat, lon,
+        aid = f"{rules.race}:{bib}:{kind}" + (f":{subject}" if subject else "")
+        out.append(Alert(aid, kind, SEVERITY[kind], rules.race, bib, subject, x, lat, lon,
                          since, message))
     return out
 
@@ -193,6 +200,10 @@ class AlertBook:
         else:
             self._by_bib.pop(bib, None)
         return changes
+
+    def ids(self, bib: str) -> set[str]:
+        """The ids of ``bib``'s active alerts."""
+        return set(self._by_bib.get(bib, ()))
 
     def restore(self, alerts: Iterable[dict[str, Any]]) -> None:
         """Put back active alerts saved with ``Alert.to_dict`` (after a restart), so their

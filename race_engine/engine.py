@@ -32,9 +32,10 @@ from collections.abc import Callable
 from typing import Any
 
 from race_engine import matching
-from race_engine.alerts import AlertBook, Rules, evaluate
+from race_engine.alerts import Alert, AlertBook, Rules, evaluate
 from race_engine.board import build_board, gap_s, ranked
 from race_engine.course import Course
+from race_engine.episodes import episodes
 from race_engine.model import ChipRead, Entrant, Fix, Race, Status
 from race_engine.projections import Eta, pace_ratio, project
 from race_engine.record import RecordCurve, fmt_delta
@@ -248,12 +249,35 @@ class RaceEngine:
         """
         return self._alerts_for(self.runner(bib), now_ms)
 
+    def review(self, bib: str, t_lo: int, t_hi: int, now_ms: int) -> list[dict[str, Any]]:
+        """After fixes between ``t_lo`` and ``t_hi`` arrived together: a stop or an
+        excursion they hold that is over by the latest fix (race_engine.episodes) is
+        raised and cleared at once; one still going is raised as usual. No episode, no
+        evaluation: the common case costs a scan of the new fixes.
+
+        Raises:
+            EngineInputError: unknown bib.
+        """
+        r = self.runner(bib)
+        past = episodes(r, self.rules, t_lo, t_hi)
+        if not past:
+            return []
+        current = self._current(r, now_ms)
+        known = {a.id for a in current} | self.book.ids(bib)
+        over = [a for a in past if a.id not in known]
+        changes = self.book.update(bib, current + over)
+        if over:
+            changes += self.book.update(bib, current)
+        return self._alert_changes(changes)
+
     def _alerts_for(self, r: RunnerState, now_ms: int) -> list[dict[str, Any]]:
+        return self._alert_changes(self.book.update(r.bib, self._current(r, now_ms)))
+
+    def _current(self, r: RunnerState, now_ms: int) -> list[Alert]:
         # The cutoff rules read only the ETAs at checkpoints with a cutoff.
         etas = self.etas(r, now_ms, only=self._cutoff_ids) if self._cutoff_ids else []
         has_device = r.bib in self._with_device
-        found = evaluate(r, self.rules, now_ms, self.weather, etas, has_device)
-        return self._alert_changes(self.book.update(r.bib, found))
+        return evaluate(r, self.rules, now_ms, self.weather, etas, has_device)
 
     def _alert_changes(self, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for c in changes:

@@ -190,6 +190,8 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
             return True
         ev.message.incref()
         m.STALE.labels(ev.message.topic).inc()
+        log.info("skipped %s@%d offset %d: fetched in generation %d, before the rebalance",
+                 ev.message.topic, ev.message.partition, ev.message.offset, gen)
         return False
 
     def journals(events: Mapping[tuple[str, str], faust.types.EventT]) -> list[bytes]:

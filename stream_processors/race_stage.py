@@ -99,6 +99,12 @@ class RaceStage:
             urgent = any(e[0] == "c" or (e[0] == "f" and (e[-1] or e[3] > off_m))
                          for e in fresh)
             self._runner_changed(bib, wall_ms, evaluate=urgent)
+            # A stop or an excursion wholly inside these fixes (a late burst, or a race
+            # played fast) is never the latest state a publish round judges.
+            times = [e[1] for e in fresh if e[0] == "f"]
+            if times:
+                self._take_alerts(self.engine.review(bib, min(times), max(times),
+                                                     self.now(wall_ms)), wall_ms)
         if digest is not None and self.counts.get(bib, 0) == n0 + len(entries) - 1 \
                 and self.engine.runner(bib).digest() != digest:
             self.diverged += 1

@@ -260,3 +260,27 @@ def test_a_copy_that_followed_another_history_is_asked_for_whole(race, fed) -> N
     state, n = runners.snapshot(race.id, bib)
     stage.on_sync(state, n, wall)
     assert stage.engine.runner_state(bib) == state and stage.sync_requests(wall + 60_000) == []
+
+
+def test_a_stop_wholly_inside_one_batch_of_fixes_is_raised_and_cleared(race) -> None:  # type: ignore[no-untyped-def]
+    """A tracker flushes 40 minutes at once, 12 of them standing still: the publish round
+    after it carries the stop raised and cleared (the runner is moving by the last fix);
+    a stop still going is raised once and stays."""
+    stage = RaceStage(race, Timing(tick_ms=10**9))
+    bib, other = race.entrants[0].bib, race.entrants[1].bib
+    t0 = race.start_ms + 3_600_000
+
+    def fixes(stop: range, until: int) -> list[list[Any]]:
+        out, m = [], 5_000.0
+        for k in range(until):
+            lat, lon = race.course.position_at(m)
+            out.append(["f", t0 + k * 60_000, m, 5.0, lat, lon, None, False])
+            m += 0.0 if k in stop else 150.0
+        return out
+
+    stage.on_journal(bib, 1, fixes(range(10, 22), 40), t0 + 40 * 60_000)
+    stage.on_journal(other, 1, fixes(range(10, 40), 40), t0 + 40 * 60_000)
+    alerts = [(a["action"], a["alert"]["bib"]) for a in by_topic(
+        stage.publish(t0 + 40 * 60_000), ALERTS) if a["alert"]["kind"] == "stopped"]
+    assert alerts == [("raised", bib), ("cleared", bib), ("raised", other)]
+    assert [a["bib"] for a in stage.engine.alerts() if a["kind"] == "stopped"] == [other]

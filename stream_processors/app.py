@@ -73,9 +73,7 @@ def event_context(event: faust.types.EventT) -> Iterator[None]:
 
 def stored(value: Any) -> Any:
     """A table value (JSON bytes) as JSON data."""
-    if value is None or isinstance(value, dict | list):
-        return value
-    return orjson.loads(value)
+    return None if value is None else orjson.loads(value)
 
 
 def _key(k: Any) -> bytes:
@@ -166,8 +164,9 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
     last_event: dict[str, faust.types.EventT] = {}
     offsets: dict[TP, int] = {}
     assigned_at = [time.monotonic()]
-    # Events fetched in a generation before this one are stale (see ``current``).
-    fresh_from = [0]
+    # Events fetched in a generation before fresh_from[0] are stale (see ``current``);
+    # fresh_from[1] is the last generation whose stale events were logged.
+    fresh_from = [0, -1]
 
     def ensure_runner(race: str, bib: str) -> None:
         if not runner_stage.is_loaded(race, bib):
@@ -190,13 +189,17 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
             return True
         ev.message.incref()
         m.STALE.labels(ev.message.topic).inc()
-        log.info("skipped %s@%d offset %d: fetched in generation %d, before the rebalance",
-                 ev.message.topic, ev.message.partition, ev.message.offset, gen)
+        if fresh_from[1] != gen:
+            fresh_from[1] = gen
+            log.info("skipping events fetched in generation %d, before the rebalance "
+                     "(from %s@%d offset %d on)", gen, ev.message.topic,
+                     ev.message.partition, ev.message.offset)
         return False
 
-    def journals(events: Mapping[tuple[str, str], faust.types.EventT]) -> list[bytes]:
+    def journals(events: Mapping[tuple[str, str], faust.types.EventT],
+                 ) -> list[tuple[bytes, bytes]]:
         """The runners' new journal entries, with each runner's digest, as race-inputs
-        messages (one per race). No await: taken in one step with the state."""
+        records (key, value), one per race. No await: taken in one step with the state."""
         by_race: dict[str, list[Any]] = {}
         for race, bib, n0, entries in runner_stage.take_journals():
             runner_store.mark(f"{race}:{bib}".encode(), entries)
@@ -205,12 +208,13 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
                 runner_dirty[(race, bib)] = ev
             digest = runner_stage.engine(race).runners[bib].digest()
             by_race.setdefault(race, []).append([bib, n0, entries, digest])
-        return [orjson.dumps({"type": "journal", "race": race, "runners": items})
+        return [(race.encode(), orjson.dumps({"type": "journal", "race": race,
+                                              "runners": items}))
                 for race, items in by_race.items()]
 
-    async def to_races(messages: list[bytes]) -> None:
-        for value in messages:
-            await race_inputs.send(key=orjson.loads(value)["race"].encode(), value=value)
+    async def to_races(records: list[tuple[bytes, bytes]]) -> None:
+        for key, value in records:
+            await race_inputs.send(key=key, value=value)
 
     async def forward(events: Mapping[tuple[str, str], faust.types.EventT]) -> None:
         """Send the runners' new journal entries to the per-race stage."""
@@ -271,7 +275,7 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
                     pending = journals({(race, bib): ev})
                     state, n = runner_stage.snapshot(race, bib)
                     sync = {"type": "sync", "race": race, "bib": bib, "n": n, "state": state}
-                    await to_races([*pending, orjson.dumps(sync)])
+                    await to_races([*pending, (race.encode(), orjson.dumps(sync))])
                     continue
                 result = runner_stage.on_command(cmd, wall_ms())
             await forward({(race, bib): ev})

@@ -51,6 +51,7 @@ from race_engine.racefolder import load_race  # noqa: E402
 from race_engine.simulate import SimOptions, Simulation, simulate  # noqa: E402
 from zegama_live import kafka_local  # noqa: E402
 from zegama_live.records import PingRecord, encode_ping  # noqa: E402
+from zegama_live.service import stop_child  # noqa: E402
 from zegama_live.topics import BY_NAME, PINGS, STANDINGS, runner_key  # noqa: E402
 
 SCRATCH = "bench-scratch"
@@ -195,13 +196,7 @@ class Worker:
         raise SystemExit(f"the worker did not take the race within {timeout_s:.0f} s")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_child(self.proc)
 
 
 def start_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:

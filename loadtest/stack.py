@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from zegama_live import kafka_local
 from zegama_live.kafka_local import LocalKafka
+from zegama_live.service import stop_child
 
 BIN = Path(sys.executable).parent / "zegama-live"
 
@@ -270,15 +270,8 @@ class Stack:
             self._stop_one(s, grace_s)
 
     def _stop_one(self, s: Service, grace_s: float = 20.0) -> None:
-        if s.proc is None or s.proc.poll() is not None:
-            return
-        s.proc.send_signal(signal.SIGTERM)
-        try:
-            s.proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
+        if s.proc is not None and stop_child(s.proc, grace_s):
             self.notes.append(f"{s.name} did not stop within {grace_s:.0f} s: killed")
-            s.proc.kill()
-            s.proc.wait(5)
 
 
 def _flags(stage: str) -> set[str]:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from typing import Protocol, TypeVar
@@ -79,3 +80,19 @@ def stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+def stop_child(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> bool:
+    """Stop a child process as its own signal handling expects: SIGTERM, ``grace_s`` to
+    finish, then SIGKILL. Returns True when it had to be killed; nothing when it had
+    already exited."""
+    if proc.poll() is not None:
+        return False
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+        return False
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        return True

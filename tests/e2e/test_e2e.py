@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 import pytest
 import websockets
-from processor_harness import read_all
+from processor_harness import read_all, wait_for
 
 from broadcast.app import Broadcaster
 from broadcast.settings import BroadcastSettings
@@ -30,6 +30,7 @@ from race_engine.racefolder import load_race
 from race_engine.replay import final_splits, replay
 from race_engine.simulate import SimOptions, simulate
 from zegama_live.demo_player import Ingest, Progress, play, schedule, shift, shifted_race
+from zegama_live.service import stop_child
 from zegama_live.topics import ALERTS
 
 pytestmark = pytest.mark.integration
@@ -90,13 +91,7 @@ class Service:
             raise AssertionError(f"{self.log.stem} exited with {self.proc.returncode}:\n{tail}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_child(self.proc)
 
 
 class Spectator:
@@ -156,16 +151,6 @@ async def alert_records(bootstrap: str, race: str) -> list[Json]:
     return [r for r in records if isinstance(r, dict) and r.get("race") == race]
 
 
-async def until(predicate: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout_s:.0f} s: {what}"
-        await asyncio.sleep(0.5)
-
-
 @pytest.fixture
 def stage(tmp_path):  # type: ignore[no-untyped-def]
     """The race folder starting now, the simulation, and the shifted fixes."""
@@ -223,7 +208,7 @@ async def test_a_race_through_the_whole_platform(kafka_bootstrap, stage, tmp_pat
             open_ = (await asyncio.to_thread(get_json, f"{feed}/alerts", CONTROL_TOKEN))["alerts"]
             return any(a["kind"] == "sos" and a["bib"] == sos_bib for a in open_)
 
-        await until(sos_open, 60, f"an open SOS alert of bib {sos_bib}")
+        await wait_for(sos_open, 60, f"an open SOS alert of bib {sos_bib}")
         answer = await race_control(ws_url, race.id, {"op": "resolve_sos", "bib": sos_bib})
         assert answer["type"] == "ack", answer
         await playing
@@ -234,7 +219,8 @@ async def test_a_race_through_the_whole_platform(kafka_bootstrap, stage, tmp_pat
             worker.check()
             return spectator.splits() == expected
 
-        await until(settled, 40, f"the spectator's board holding the {len(expected)} replay splits")
+        await wait_for(settled, 40,
+                       f"the spectator's board holding the {len(expected)} replay splits")
         assert len(expected) > RUNNERS * 5
         assert spectator.frames > 2  # live updates, not one final snapshot
 
@@ -259,7 +245,7 @@ async def test_a_race_through_the_whole_platform(kafka_bootstrap, stage, tmp_pat
                     differ.append(entrant.bib)
             return not differ
 
-        await until(cards_agree, 15, "every runner's card holding the board's splits")
+        await wait_for(cards_agree, 15, "every runner's card holding the board's splits")
 
         # The scenario's incidents were raised on alerts.v1, and race control cleared the SOS.
         wanted = {(kind, sim.incidents[kind]) for kind in ("sos", "stopped", "off_course")}
@@ -274,7 +260,7 @@ async def test_a_race_through_the_whole_platform(kafka_bootstrap, stage, tmp_pat
             return wanted <= raised and ("sos", sos_bib) in cleared
 
         try:
-            await until(incidents_seen, 20, f"{sorted(wanted)} raised, the SOS cleared")
+            await wait_for(incidents_seen, 20, f"{sorted(wanted)} raised, the SOS cleared")
         except AssertionError as exc:
             actions = sorted({(r["action"], r["alert"]["kind"], r["alert"]["bib"])
                               for r in seen})

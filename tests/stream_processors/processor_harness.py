@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from race_engine.model import Race
 from race_engine.simulate import SimOptions, simulate
 from zegama_live.records import PingRecord, encode_ping
+from zegama_live.service import stop_child
 from zegama_live.topics import BY_NAME, PINGS, STANDINGS, runner_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,17 +144,12 @@ class Worker:
         return "\n".join(line[:200] for line in lines if any(k in line for k in marks))
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.proc is not None:
+            stop_child(self.proc)
 
 
-async def wait_for(predicate: Any, timeout_s: float, what: str) -> Any:
-    """Poll the async ``predicate`` until it returns something truthy."""
+async def wait_for(predicate: Any, timeout_s: float, what: str, every_s: float = 1.0) -> Any:
+    """Poll the async ``predicate`` every ``every_s`` until it returns something truthy."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = await predicate()
@@ -161,7 +157,7 @@ async def wait_for(predicate: Any, timeout_s: float, what: str) -> Any:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(every_s)
 
 
 __all__ = ["PINGS", "STANDINGS", "Worker", "latest_board", "produce", "read_all",

@@ -8,6 +8,8 @@ import concurrent.futures
 import logging
 import os
 import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import orjson
@@ -122,3 +124,15 @@ def test_outside_the_main_thread_only_the_holder_stops_it() -> None:
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         assert pool.submit(asyncio.run, in_thread()).result(timeout=10) is True
+
+
+def test_stop_child_terminates_and_kills_only_a_child_that_ignores_it() -> None:
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert service.stop_child(polite) is False and polite.returncode == -signal.SIGTERM
+    stubborn = subprocess.Popen([sys.executable, "-c", (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)")], stdout=subprocess.PIPE)
+    assert stubborn.stdout is not None and stubborn.stdout.readline() == b"ready\n"
+    assert service.stop_child(stubborn, grace_s=0.5) is True
+    assert stubborn.returncode == -signal.SIGKILL
+    assert service.stop_child(stubborn) is False  # already gone

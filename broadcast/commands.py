@@ -16,21 +16,14 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from broadcast.views import RaceView
+from zegama_live.records.control import OPS as COMMAND_OPS
+from zegama_live.records.control import fields_of
 from zegama_live.topics import CONTROL
 
 Json = dict[str, Any]
-# op -> (required fields, optional fields); every field is a string unless typed below.
-OPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "dnf": (("bib",), ("reason",)),
-    "dns": (("bib",), ("reason",)),
-    "dsq": (("bib",), ("reason",)),
-    "reinstate": (("bib",), ("reason",)),
-    "reassign": (("device", "bib"), ("reason",)),
-    "ack": (("alert_id",), ("reason",)),
-    "resolve_sos": (("bib",), ("reason",)),
-    "weather": (("zone", "on"), ("reason",)),
-    "manual_split": (("bib", "checkpoint", "t_ms"), ("reason",)),
-}
+# op -> (required fields, optional fields), from the commands' records; every field is
+# a string unless typed below.
+OPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {op: fields_of(op) for op in COMMAND_OPS}
 TYPES: dict[str, type] = {"on": bool, "t_ms": int}
 MAX_TEXT = 500
 

@@ -15,11 +15,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from broadcast.views import RaceView
-from zegama_live.topics import ALERTS, CONTROL_LOG, RUNNER_UPDATES, STANDINGS
+from zegama_live.records import RecordError, to_builtins
+from zegama_live.topics import ALERTS, BY_NAME, CONTROL_LOG, RUNNER_UPDATES, STANDINGS
 
 log = logging.getLogger("broadcast.follower")
 FOLLOWED = (STANDINGS, RUNNER_UPDATES, ALERTS, CONTROL_LOG)
@@ -120,7 +120,7 @@ class Follower:
                     break
                 pos = msg.offset + 1
                 if b'"snapshot"' in (msg.value or b""):  # skip decoding updates
-                    rec = _decode(msg.value)
+                    rec = _decode(STANDINGS, msg.value)
                     if rec and rec.get("type") == "snapshot" and rec.get("race") in self.views:
                         out.append((msg.offset, rec["race"]))
         return out
@@ -147,7 +147,7 @@ class Follower:
                 log.info("rebuilt the views of %s from Kafka", ", ".join(sorted(self.views)))
 
     def _apply(self, topic: str, value: bytes | None) -> None:
-        rec = _decode(value)
+        rec = _decode(topic, value)
         if rec is None:
             self.bad_records += 1
             return
@@ -189,9 +189,11 @@ class Follower:
             await self.consumer.stop()
 
 
-def _decode(value: bytes | None) -> dict[str, Any] | None:
+def _decode(topic: str, value: bytes | None) -> dict[str, Any] | None:
+    """The record as JSON data, checked by its topic's codec; None when it is not one."""
     try:
-        rec = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
+        rec: dict[str, Any] = to_builtins(BY_NAME[topic].codec.decode(value or b""))
+    except RecordError as exc:
+        log.debug("skipped a %s record: %s", topic, exc)
         return None
-    return rec if isinstance(rec, dict) and rec.get("v") == 1 else None
+    return rec

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broadcast.standings import Board, merge_updates
+from race_engine.alerts import ORDER as ALERT_KINDS
 from race_engine.model import Race
 from zegama_live.topics import ALERTS, CONTROL_LOG, RUNNER_UPDATES, STANDINGS
 
 Json = dict[str, Any]
 LOG_KEPT = 200
 # Most urgent first, as race control sees them (docs/race-engine.md, Alerts).
-ALERT_ORDER = ("sos", "stopped", "danger_zone", "off_course", "no_fix", "missed_cutoff",
-               "cutoff_risk", "low_battery")
+ALERT_ORDER = ALERT_KINDS
 ALERT_ACTIONS = frozenset({"raised", "cleared", "acknowledged"})
 CARD_STATE = ("name", "status", "reason", "rank", "last_fix_ms", "last_seen_s")
 # A rejected weather command changed nothing; "unchanged" still says which state holds.

@@ -39,13 +39,27 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from race_engine.engine import EngineInputError
 from race_engine.model import Race
 from stream_processors import metrics as m
-from stream_processors.commands import CommandError, audit, decode_command, is_runner_command
+from stream_processors.commands import (
+    CommandError,
+    audit,
+    check,
+    decode_command,
+    is_runner_command,
+)
 from stream_processors.race_stage import RaceStage, Timing
 from stream_processors.runner_stage import RunnerStage, UnknownRace
 from stream_processors.settings import ProcessSettings
 from stream_processors.store import RunnerStore, is_chunk_key
 from zegama_live import topics as t
-from zegama_live.records import RecordError, decode_chip_read, decode_ping
+from zegama_live.records import Codec, RecordError, decode_chip_read, decode_ping, to_builtins
+from zegama_live.records.control import Resync
+from zegama_live.records.internal import (
+    CommandAudit,
+    JournalBatch,
+    RaceCommand,
+    RaceInput,
+    RunnerSync,
+)
 
 log = logging.getLogger("stream_processors")
 RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes,
@@ -74,6 +88,16 @@ def event_context(event: faust.types.EventT) -> Iterator[None]:
 def stored(value: Any) -> Any:
     """A table value (JSON bytes) as JSON data."""
     return None if value is None else orjson.loads(value)
+
+
+def decoded(codec: Codec[Any], event: faust.types.EventT) -> Any:
+    """The event's record, or None when it is not one of its topic's (counted, logged)."""
+    try:
+        return codec.decode(event.value)
+    except RecordError as e:
+        m.REJECTED.labels(event.message.topic, "bad_record").inc()
+        log.warning("skipped a record: %s", e)
+        return None
 
 
 def _key(k: Any) -> bytes:
@@ -139,10 +163,12 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
                     tick_ms=settings.tick_ms, track_step_m=settings.track_step_m,
                     card_ms=settings.card_every_ms)
     inputs = app.topic(t.PINGS, t.CHIP_READS, **RAW)
-    runner_commands = app.topic(f"{settings.app_id}-runner-commands", partitions=6,
+    commands_topic, race_topic = t.internal_topics(settings.app_id)[:2]
+    commands_codec, race_codec = commands_topic.codec, race_topic.codec
+    runner_commands = app.topic(commands_topic.name, partitions=commands_topic.partitions,
                                 internal=True, **RAW)
-    race_inputs = app.topic(f"{settings.app_id}-race-inputs", partitions=1, internal=True,
-                            **RAW)
+    race_inputs = app.topic(race_topic.name, partitions=race_topic.partitions,
+                            internal=True, **RAW)
     control = app.topic(t.CONTROL, **RAW)
     outputs = {name: app.topic(name, **RAW) for name in
                (t.STANDINGS, t.RUNNER_UPDATES, t.ALERTS, t.CONTROL_LOG)}
@@ -207,10 +233,12 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
             if ev is not None:  # the runner's latest event: its table partition
                 runner_dirty[(race, bib)] = ev
             digest = runner_stage.engine(race).runners[bib].digest()
-            by_race.setdefault(race, []).append([bib, n0, entries, digest])
-        return [(race.encode(), orjson.dumps({"type": "journal", "race": race,
-                                              "runners": items}))
+            by_race.setdefault(race, []).append((bib, n0, entries, digest))
+        return [(race.encode(), race_codec.encode(JournalBatch(race=race, runners=items)))
                 for race, items in by_race.items()]
+
+    async def to_race(msg: RaceInput) -> None:
+        await race_inputs.send(key=msg.race.encode(), value=race_codec.encode(msg))
 
     async def to_races(records: list[tuple[bytes, bytes]]) -> None:
         for key, value in records:
@@ -262,25 +290,27 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
                 continue
             seen(ev)
             held_runners.hold(ev)
-            cmd = orjson.loads(ev.value)
-            race, bib = cmd["race"], cmd["bib"]
+            rec = decoded(commands_codec, ev)
+            if rec is None:
+                continue
+            race, bib = rec.race, rec.bib
             try:
                 ensure_runner(race, bib)
             except (UnknownRace, EngineInputError) as e:
                 result: tuple[str, str | None] = ("rejected", str(e))
             else:
-                if cmd.get("op") == "resync":  # from the per-race stage, not race control
+                if isinstance(rec, Resync):  # from the per-race stage, not race control
                     # The pending entries and the state they lead to, taken together:
                     # a rebalance while sending must not leave the two apart.
                     pending = journals({(race, bib): ev})
                     state, n = runner_stage.snapshot(race, bib)
-                    sync = {"type": "sync", "race": race, "bib": bib, "n": n, "state": state}
-                    await to_races([*pending, (race.encode(), orjson.dumps(sync))])
+                    sync = RunnerSync(race=race, bib=bib, n=n, state=state)
+                    await to_races([*pending, (race.encode(), race_codec.encode(sync))])
                     continue
-                result = runner_stage.on_command(cmd, wall_ms())
+                result = runner_stage.on_command(to_builtins(rec), wall_ms())
             await forward({(race, bib): ev})
-            await race_inputs.send(key=race.encode(), value=orjson.dumps(
-                {"type": "audit", "race": race, "entry": audit(cmd, *result, wall_ms())}))
+            await to_race(CommandAudit(race=race, entry=audit(
+                to_builtins(rec), *result, wall_ms())))
 
     @app.agent(control)
     async def router(stream: faust.StreamT[bytes]) -> None:
@@ -293,12 +323,17 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
                 log.warning("control command skipped: %s", e)
                 continue
             key = cmd["race"].encode()
+            problem = check(cmd)
+            if problem is not None:  # routable but malformed: audited as rejected
+                m.REJECTED.labels(t.CONTROL, "bad_command").inc()
+                await to_race(CommandAudit(race=cmd["race"], entry=audit(
+                    cmd, "rejected", problem, wall_ms())))
+                continue
             if is_runner_command(cmd):
                 await runner_commands.send(key=key + b":" + cmd["bib"].encode(),
                                            value=orjson.dumps(cmd))
             else:
-                await race_inputs.send(key=key, value=orjson.dumps(
-                    {"type": "command", "race": cmd["race"], "command": cmd}))
+                await to_race(RaceCommand(race=cmd["race"], command=cmd))
 
     def stage_for(race: str) -> RaceStage | None:
         stage = stages.get(race)
@@ -328,17 +363,16 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
         race = stage.race.id
         for bib in stage.sync_requests(now):
             m.RESYNCS.inc()
-            await runner_commands.send(key=f"{race}:{bib}".encode(), value=orjson.dumps(
-                {"op": "resync", "race": race, "bib": bib}))
+            await runner_commands.send(key=f"{race}:{bib}".encode(),
+                                       value=commands_codec.encode(Resync(race=race, bib=bib)))
 
-    def on_race_input(stage: RaceStage, msg: dict[str, Any], now: int) -> None:
+    def on_race_input(stage: RaceStage, msg: RaceInput, now: int) -> None:
         race = stage.race.id
-        kind = msg.get("type")
-        if kind == "journal":
-            for bib, n0, entries, *digest in msg["runners"]:
+        if isinstance(msg, JournalBatch):
+            for bib, n0, entries, digest in msg.runners:
                 diverged = stage.diverged
                 try:
-                    applied = stage.on_journal(bib, n0, entries, now, *digest[:1])
+                    applied = stage.on_journal(bib, n0, entries, now, digest)
                 except EngineInputError as e:
                     m.REJECTED.labels("race-inputs", "bad_journal").inc()
                     log.warning("race %s: journal of %s skipped: %s", race, bib, e)
@@ -350,15 +384,14 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
                 if applied:
                     race_store.mark(f"{race}:{bib}".encode(), applied)
                     race_dirty.add((race, bib))
-        elif kind == "sync":
-            stage.on_sync(msg["state"], int(msg["n"]), now)
-            race_store.mark_all(f"{race}:{msg['bib']}".encode())
-            race_dirty.add((race, msg["bib"]))
-        elif kind == "command":
-            cmd = msg["command"]
-            stage.on_audit(audit(cmd, *stage.on_command(cmd, now), now))
-        elif kind == "audit":
-            stage.on_audit(msg["entry"])
+        elif isinstance(msg, RunnerSync):
+            stage.on_sync(msg.state, msg.n, now)
+            race_store.mark_all(f"{race}:{msg.bib}".encode())
+            race_dirty.add((race, msg.bib))
+        elif isinstance(msg, RaceCommand):
+            stage.on_audit(audit(msg.command, *stage.on_command(msg.command, now), now))
+        elif isinstance(msg, CommandAudit):
+            stage.on_audit(msg.entry)
 
     @app.agent(race_inputs)
     async def per_race(stream: faust.StreamT[bytes]) -> None:
@@ -369,8 +402,10 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
                     continue
                 seen(ev)
                 held_races.hold(ev)
-                msg = orjson.loads(ev.value)
-                stage = stage_for(msg.get("race"))
+                msg = decoded(race_codec, ev)
+                if msg is None:
+                    continue
+                stage = stage_for(msg.race)
                 if stage is None:
                     m.REJECTED.labels(ev.message.topic, "unknown_race").inc()
                     continue
@@ -431,7 +466,7 @@ def build_app(settings: ProcessSettings, races: Mapping[str, Race]) -> faust.App
                 continue
             started = time.perf_counter()
             try:
-                records = [(topic, key, orjson.dumps(value))
+                records = [(topic, key, t.BY_NAME[topic].codec.encode(value))
                            for topic, key, value in stage.publish(wall_ms())]
             except Exception:  # one bad round must not stop the worker or other races
                 log.exception("race %s: publish round failed; the next round retries", race)

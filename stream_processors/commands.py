@@ -12,9 +12,11 @@ from typing import Any
 
 import orjson
 
-from stream_processors.runner_stage import RUNNER_OPS
+from zegama_live.records import RecordError
+from zegama_live.records.control import CONTROL_CODEC, RACE_OPS, RUNNER_OPS
 
-RACE_OPS = frozenset({"ack", "weather", "reassign"})
+__all__ = ["RACE_OPS", "RUNNER_OPS", "CommandError", "audit", "check", "decode_command",
+           "is_runner_command"]
 
 
 class CommandError(ValueError):
@@ -44,6 +46,16 @@ def decode_command(value: bytes, key: bytes | None, races: set[str]) -> dict[str
     if op in RUNNER_OPS and not isinstance(cmd.get("bib"), str):
         raise CommandError(f"control op {op!r} needs 'bib' as a string")
     return cmd
+
+
+def check(cmd: dict[str, Any]) -> str | None:
+    """What is wrong with a routable command's fields (``control.v1``'s record), or None.
+    A command with bad fields is not applied, but audited as rejected with this."""
+    try:
+        CONTROL_CODEC.convert(cmd)
+    except RecordError as e:
+        return str(e)
+    return None
 
 
 def is_runner_command(cmd: dict[str, Any]) -> bool:

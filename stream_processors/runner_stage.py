@@ -19,8 +19,6 @@ from race_engine.engine import EngineInputError, RaceEngine
 from race_engine.model import Race
 from zegama_live.records import ChipReadRecord, PingRecord
 
-RUNNER_OPS = frozenset({"dnf", "dns", "dsq", "reinstate", "resolve_sos", "manual_split"})
-
 
 class UnknownRace(ValueError):
     """A record for a race this worker was not started with."""
@@ -80,8 +78,8 @@ class RunnerStage:
         self.engine(rec.race).on_chip_read(rec.read, now_ms)
 
     def on_command(self, cmd: dict[str, Any], now_ms: int) -> tuple[str, str | None]:
-        """Apply a runner command (one of RUNNER_OPS): ``(result, error)`` with result
-        ``applied``, ``unchanged`` or ``rejected``. Never raises."""
+        """Apply a runner command (one of ``records.control.RUNNER_OPS``): ``(result,
+        error)`` with result ``applied``, ``unchanged`` or ``rejected``. Never raises."""
         try:
             engine = self.engine(cmd["race"])
             before = engine.runner_state(cmd["bib"])

@@ -8,6 +8,13 @@ breaking change of a record's shape means a new topic, never an in-place change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from zegama_live.records.codec import Codec
+from zegama_live.records.control import CONTROL_CODEC, CONTROL_LOG_CODEC, RUNNER_COMMANDS_CODEC
+from zegama_live.records.inputs import CHIP_READS_CODEC, PINGS_CODEC
+from zegama_live.records.internal import RACE_INPUTS_CODEC
+from zegama_live.records.outputs import ALERTS_CODEC, RUNNER_UPDATES_CODEC, STANDINGS_CODEC
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -15,10 +22,13 @@ DAY_MS = 24 * HOUR_MS
 
 @dataclass(frozen=True, slots=True)
 class Topic:
+    """A topic and the codec of the records it carries (``codec.encode``/``decode``)."""
+
     name: str
     partitions: int
     key: str
     purpose: str
+    codec: Codec[Any]
     config: dict[str, str] = field(default_factory=dict)
 
 
@@ -31,37 +41,44 @@ TOPICS: tuple[Topic, ...] = (
     Topic(
         "pings.v1", 6, "race:bib",
         "Device fixes accepted by ingest, in arrival order per runner.",
+        PINGS_CODEC,
         {"retention.ms": str(7 * DAY_MS), "cleanup.policy": "delete"},
     ),
     Topic(
         "chip-reads.v1", 6, "race:bib",
         "Timing-mat reads at checkpoints, the second source of truth for splits.",
+        CHIP_READS_CODEC,
         {"retention.ms": str(7 * DAY_MS), "cleanup.policy": "delete"},
     ),
     Topic(
         "control.v1", 1, "race",
         "Race-control commands (DNF, reassign device, ack alert, weather alert), one "
         "partition so every command is applied in one total order.",
+        CONTROL_CODEC,
         {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
     ),
     Topic(
         "runner-updates.v1", 6, "race:bib",
         "A runner's new state whenever it changes; compacted: the latest per runner.",
+        RUNNER_UPDATES_CODEC,
         {"cleanup.policy": "compact", "min.compaction.lag.ms": str(HOUR_MS)},
     ),
     Topic(
         "standings.v1", 1, "race",
         "The race board: deltas at most every 0.5 s and periodic full snapshots.",
+        STANDINGS_CODEC,
         {"retention.ms": str(2 * DAY_MS), "cleanup.policy": "delete"},
     ),
     Topic(
         "alerts.v1", 3, "race:alert-id",
         "Alerts raised and cleared, with stable ids; compacted: the latest per alert.",
+        ALERTS_CODEC,
         {"cleanup.policy": "compact", "min.compaction.lag.ms": str(HOUR_MS)},
     ),
     Topic(
         "control-log.v1", 1, "race",
         "The audit of race control: every command with who, when, why and its result.",
+        CONTROL_LOG_CODEC,
         {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
     ),
 )
@@ -74,6 +91,30 @@ RUNNER_UPDATES = BY_NAME["runner-updates.v1"].name
 STANDINGS = BY_NAME["standings.v1"].name
 ALERTS = BY_NAME["alerts.v1"].name
 CONTROL_LOG = BY_NAME["control-log.v1"].name
+
+
+# The tables hold a runner's stored parts (stream_processors.store): JSON objects.
+TABLE_CODEC: Codec[Any] = Codec(dict[str, Any], "table")
+
+
+def internal_topics(app_id: str) -> tuple[Topic, ...]:
+    """The processors' own topics for consumer group ``app_id``: the routed runner
+    commands, the per-race stage's input and the tables' changelogs (Faust's names)."""
+    compact = {"cleanup.policy": "compact"}
+    return (
+        Topic(f"{app_id}-runner-commands", 6, "race:bib",
+              "Runner commands routed to the partition of the runner they change.",
+              RUNNER_COMMANDS_CODEC),
+        Topic(f"{app_id}-race-inputs", 1, "race",
+              "What the per-runner stage and the router send the per-race stage.",
+              RACE_INPUTS_CODEC),
+        Topic(f"{app_id}-runners-changelog", 6, "race:bib",
+              "Changelog of the per-runner stage's table.", TABLE_CODEC, compact),
+        Topic(f"{app_id}-race-runners-changelog", 1, "race:bib",
+              "Changelog of the per-race stage's runner table.", TABLE_CODEC, compact),
+        Topic(f"{app_id}-races-changelog", 1, "race",
+              "Changelog of the per-race stage's race table.", TABLE_CODEC, compact),
+    )
 
 
 def runner_key(race: str, bib: str) -> bytes:

@@ -1,20 +1,28 @@
-"""``zegama-live topics``: print the declared topic list (the source of the broker's topics)."""
+"""``zegama-live topics``: print the declared topic list (the source of the broker's
+topics), or the JSON Schema of one topic's records (``--schema NAME``)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from zegama_live.topics import TOPICS
+from zegama_live.topics import BY_NAME, TOPICS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--schema", metavar="TOPIC", choices=sorted(BY_NAME),
+                        help="print the JSON Schema of TOPIC's records and exit")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.json:
-        import orjson
+    import orjson
 
+    if args.schema:
+        schema = BY_NAME[args.schema].codec.schema()
+        sys.stdout.write(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    if args.json:
         rows = [
             {"name": t.name, "partitions": t.partitions, "key": t.key, "config": t.config}
             for t in TOPICS

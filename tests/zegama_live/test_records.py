@@ -39,8 +39,8 @@ def test_chip_read_round_trip() -> None:
     [
         (b"nope", "not JSON"),
         (b"[]", "object"),
-        (b'{"v": 2}', "version 2"),
-        (b'{"v": 1, "race": "r"}', "lacks field"),
+        (b'{"v": 2}', r"pings\.v1 record: .*2 - at '\$\.v'"),
+        (b'{"v": 1, "race": "r"}', "missing required field 'bib'"),
     ],
 )
 def test_bad_ping_records(value: bytes, match: str) -> None:
@@ -51,9 +51,9 @@ def test_bad_ping_records(value: bytes, match: str) -> None:
 def test_wrong_types_are_named() -> None:
     obj = orjson.loads(encode_ping(PingRecord("r", "1", Fix("d", T, 1.0, 2.0), T, "batch")))
     obj["t"] = "soon"
-    with pytest.raises(RecordError, match="'t'"):
+    with pytest.raises(RecordError, match=r"Expected 'int', got 'str' - at '\$\.t'"):
         decode_ping(orjson.dumps(obj))
     chip = orjson.loads(encode_chip_read(ChipReadRecord("r", ChipRead("1", "c", T), T)))
     chip["chip"] = 5
-    with pytest.raises(RecordError, match="chip"):
+    with pytest.raises(RecordError, match=r"\$\.chip"):
         decode_chip_read(orjson.dumps(chip))

@@ -1,0 +1,129 @@
+"""Every topic's codec: the records the processors really publish round-trip through it,
+and a record with a missing or wrong-typed field is refused naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from race_engine.racefolder import load_race
+from race_engine.simulate import SimOptions, simulate
+from stream_processors.commands import audit, check
+from stream_processors.race_stage import RaceStage, Timing
+from stream_processors.runner_stage import RunnerStage
+from zegama_live.records import PingRecord, RecordError, to_builtins
+from zegama_live.records.control import OPS, RACE_OPS, RUNNER_OPS, fields_of
+from zegama_live.topics import BY_NAME, CONTROL, CONTROL_LOG, TOPICS, internal_topics
+
+RACE_DIR = Path(__file__).resolve().parents[2] / "races" / "zegama-2026"
+
+
+@pytest.fixture(scope="module")
+def published() -> dict[str, list[bytes]]:
+    """Every record a per-race stage published over a short simulated race with
+    incidents and race-control commands, encoded by its topic's codec."""
+    race = load_race(RACE_DIR)
+    sim = simulate(race, np.random.default_rng(5), SimOptions(runners=12, incidents=True))
+    bibs = {e.device: e.bib for e in race.entrants}
+    runners = RunnerStage({race.id: race})
+    stage = RaceStage(race, Timing(snapshot_ms=30 * 60_000, tick_ms=60_000, card_ms=0))
+    out: dict[str, list[bytes]] = {}
+
+    def publish(wall: int) -> None:
+        for topic, _, value in stage.publish(wall):
+            out.setdefault(topic, []).append(BY_NAME[topic].codec.encode(value))
+
+    zone = race.danger_zones[0].id
+    for n, (fix, arrival) in enumerate(sim.pings()):
+        bib = bibs[fix.device]
+        if not runners.is_loaded(race.id, bib):
+            runners.load(race.id, bib, None)
+        runners.on_ping(PingRecord(race.id, bib, fix, arrival, "batch"), arrival)
+        if n % 300 == 0:
+            for _, b, n0, entries in runners.take_journals():
+                stage.on_journal(b, n0, entries, arrival)
+            publish(arrival)
+        if n == 3000:
+            cmd = {"race": race.id, "op": "weather", "zone": zone, "on": True, "by": "t"}
+            stage.on_audit(audit(cmd, *stage.on_command(cmd, arrival), arrival))
+    return out
+
+
+def roundtrip(topic: str, value: bytes) -> None:
+    codec = BY_NAME[topic].codec
+    assert orjson.loads(codec.encode(codec.decode(value))) == orjson.loads(value), topic
+
+
+def test_every_output_record_round_trips_through_its_topics_codec(published) -> None:  # type: ignore[no-untyped-def]
+    kinds = {topic: {orjson.loads(v).get("type", orjson.loads(v).get("action"))
+                     for v in values} for topic, values in published.items()}
+    assert {"snapshot", "update"} <= kinds["standings.v1"]
+    assert {"raised"} <= kinds["alerts.v1"]
+    assert published["runner-updates.v1"] and published["control-log.v1"]
+    for topic, values in published.items():
+        for value in values:
+            roundtrip(topic, value)
+
+
+@pytest.mark.parametrize("field", ["seq", "race"])
+def test_an_output_record_missing_a_field_is_refused_naming_it(published, field) -> None:  # type: ignore[no-untyped-def]
+    for topic in ("standings.v1", "runner-updates.v1", "alerts.v1"):
+        rec = orjson.loads(published[topic][-1])
+        del rec[field]
+        with pytest.raises(RecordError, match=rf"{topic} record: .*'{field}'"):
+            BY_NAME[topic].codec.decode(orjson.dumps(rec))
+
+
+def test_a_wrong_typed_nested_field_is_named_by_its_path(published) -> None:  # type: ignore[no-untyped-def]
+    rec = orjson.loads(published["alerts.v1"][-1])
+    rec["alert"]["kind"] = "tired"
+    with pytest.raises(RecordError, match=r"'tired' - at '\$\.alert\.kind'"):
+        BY_NAME["alerts.v1"].codec.decode(orjson.dumps(rec))
+    card = orjson.loads(published["runner-updates.v1"][-1])
+    card["card"]["position"]["lat"] = "north"
+    with pytest.raises(RecordError, match=r"\$\.card\.position\.lat"):
+        BY_NAME["runner-updates.v1"].codec.decode(orjson.dumps(card))
+
+
+def test_every_command_is_declared_once_and_checked_by_its_record() -> None:
+    assert set(OPS) == RUNNER_OPS | RACE_OPS and not RUNNER_OPS & RACE_OPS
+    examples: dict[str, dict[str, Any]] = {
+        "dnf": {"bib": "7"}, "dns": {"bib": "7"}, "dsq": {"bib": "7"},
+        "reinstate": {"bib": "7"}, "resolve_sos": {"bib": "7"},
+        "manual_split": {"bib": "7", "checkpoint": "finish", "t_ms": 5},
+        "ack": {"alert_id": "r:7:sos"}, "weather": {"zone": "z", "on": True},
+        "reassign": {"device": "d", "bib": "7"}}
+    assert set(examples) == set(OPS)
+    codec = BY_NAME[CONTROL].codec
+    for op, fields in examples.items():
+        cmd = {"race": "r", "op": op, "id": "c-1", "by": "x", "at_ms": 1, **fields}
+        assert check(cmd) is None
+        assert to_builtins(codec.decode(orjson.dumps(cmd))) == cmd
+        required, _ = fields_of(op)
+        assert set(required) == set(fields)
+        for name in required:
+            missing = {k: v for k, v in cmd.items() if k != name}
+            assert f"missing required field '{name}'" in str(check(missing))
+    assert "Expected 'bool', got 'str' - at '$.on'" in str(check(
+        {"race": "r", "op": "weather", "zone": "z", "on": "yes"}))
+    assert "Invalid value 'fly'" in str(check({"race": "r", "op": "fly"}))
+
+
+def test_every_topic_declares_a_codec_with_a_json_schema() -> None:
+    for topic in (*TOPICS, *internal_topics("app")):
+        schema = topic.codec.schema()
+        assert "$defs" in schema or "type" in schema, topic.name
+    log = BY_NAME[CONTROL_LOG].codec.schema()["$defs"]["AuditEntry"]
+    assert log["properties"]["result"] == {"enum": ["applied", "rejected", "unchanged"]}
+
+
+def test_the_cli_prints_a_topics_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    from zegama_live.cli import main
+
+    assert main(["topics", "--schema", "alerts.v1"]) == 0
+    schema = orjson.loads(capsys.readouterr().out)
+    assert schema["$defs"]["Alert"]["properties"]["kind"]["enum"][0] == "cutoff_risk"

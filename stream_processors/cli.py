@@ -8,6 +8,7 @@ settings and exits.
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 from race_engine.racefolder import RaceFolderError, load_race
 from stream_processors.settings import add_arguments, load
@@ -31,6 +32,12 @@ def run(args: argparse.Namespace) -> int:
         except RaceFolderError as exc:
             return service.fail("process", exc)
         races[race.id] = race
+    from stream_processors.bootstrap import BootstrapError, prepare
+
+    try:
+        asyncio.run(prepare(settings.kafka_bootstrap, settings.app_id))
+    except BootstrapError as exc:
+        return service.fail("process", exc)
     # Faust is imported here: it is heavy, and --help or a bad flag should not wait for it.
     from faust.worker import Worker
 

@@ -29,6 +29,9 @@ def test_a_short_run_measures_the_stack_and_stops_it(tmp_path: Path) -> None:
     assert summary["fixes_accepted"] == summary["fixes_sent"] > 100
     pings = summary["latencies"]["pings_ms"]
     assert pings["n"] > 100 and 0 < pings["p50"] < 1000
+    # The processors, started against this test's brand-new broker, published cards.
+    assert not [n for n in summary["notes"] if "no runner-updates" in n]
+    assert summary["latencies"]["updates_ms"]["n"] > 0
     assert {"broker", "ingest", "fleet-0", "probe"} <= set(summary["cpu_mean"])
     assert summary["saturation"]["process"] is not None
     assert (out / "latency-cdf.png").exists() and "End-to-end latency" in (

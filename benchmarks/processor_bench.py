@@ -159,11 +159,11 @@ class Worker:
     """One ``zegama-live process`` worker as a child process."""
 
     def __init__(self, bootstrap: str, race: Path, home: Path, app_id: str,
-                 publish_ms: int) -> None:
+                 publish_ms: int, n: int = 0) -> None:
         self.port = free_port()
-        self.log = home / f"{app_id}.log"
+        self.log = home / f"{app_id}-{n}.log"
         self.cmd = [sys.executable, "-m", "zegama_live.cli", "process", "--races", str(race),
-                    "--kafka-bootstrap", bootstrap, "--data-dir", str(home / app_id),
+                    "--kafka-bootstrap", bootstrap, "--data-dir", str(home / f"{app_id}-{n}"),
                     "--app-id", app_id, "--web-port", str(self.port),
                     "--publish-ms", str(publish_ms), "--loglevel", "warn"]
         with open(self.log, "wb") as out:
@@ -181,19 +181,15 @@ class Worker:
             return None
         return int(float(found.group(1))) if found else 0
 
-    async def wait_owns_races(self, session: aiohttp.ClientSession, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the worker exited; see {self.log}")
-            try:
-                async with session.get(f"http://127.0.0.1:{self.port}/healthz") as resp:
-                    if resp.status == 200 and (await resp.json()).get("owns_races"):
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.5)
-        raise SystemExit(f"the worker did not take the race within {timeout_s:.0f} s")
+    async def health(self, session: aiohttp.ClientSession) -> dict[str, Any] | None:
+        """The worker's /healthz, None while it does not answer."""
+        if self.proc.poll() is not None:
+            raise SystemExit(f"the worker exited; see {self.log}")
+        try:
+            async with session.get(f"http://127.0.0.1:{self.port}/healthz") as resp:
+                return dict(await resp.json()) if resp.status == 200 else None
+        except aiohttp.ClientError:
+            return None
 
     def stop(self) -> None:
         stop_child(self.proc)
@@ -384,22 +380,23 @@ async def read_standings(bootstrap: str, pending: dict[str, collections.deque[in
 
 async def latency(bootstrap: str, source: Path, home: Path, runners: int, rate: int,
                   seconds: float, warmup: float, publish_ms: int, seed: int,
-                  profile_s: float) -> dict[str, Any]:
-    """p50/p99 from a fix handed to the producer to the standings record reflecting it."""
+                  profile_s: float, workers: int = 1) -> dict[str, Any]:
+    """p50/p99 from a fix handed to the producer to the standings record reflecting it,
+    with ``workers`` workers sharing the partitions."""
     from aiokafka import AIOKafkaProducer
 
     wall = int(time.time() * 1000)
-    folder = home / f"latency-{publish_ms}-{rate}"
+    folder = home / f"latency-{publish_ms}-{rate}-{workers}"
     folder.mkdir()
     # The race started a minute ago: every runner's fixes go back to the start, and no
-    # runner reaches the 1 km from which finish projections are made. Runners first seen
-    # mid-race make the worker crash (docs/benchmarks-processors.md, "Findings").
+    # runner reaches the 1 km from which finish projections are made.
     race_dir = race_copy(source, folder, wall - 60_000)
     race = load_race(race_dir)
     tracks = Tracks(race, sim_race(race, runners, seed), runners)
-    app_id = f"bench-latency-{publish_ms}-{rate}"
+    app_id = f"bench-latency-{publish_ms}-{rate}-{workers}"
     await skip_backlog(bootstrap, app_id)
-    worker = Worker(bootstrap, race_dir, folder, app_id, publish_ms)
+    group = [Worker(bootstrap, race_dir, folder, app_id, publish_ms, n)
+             for n in range(workers)]
     pending: dict[str, collections.deque[int]] = collections.defaultdict(collections.deque)
     found: list[tuple[int, float]] = []
     stop = asyncio.Event()
@@ -407,36 +404,55 @@ async def latency(bootstrap: str, source: Path, home: Path, runners: int, rate: 
     await producer.start()
     try:
         async with aiohttp.ClientSession() as session:
-            await worker.wait_owns_races(session, 120)
+            await wait_shared(group, session, 180)
             reader = asyncio.create_task(read_standings(bootstrap, pending, found, stop))
             await asyncio.sleep(1.0)
-            profiler = (start_profile(worker.proc.pid, profile_s, folder / "pyspy.txt")
+            profiler = (start_profile(group[0].proc.pid, profile_s, folder / "pyspy.txt")
                         if profile_s > 0 else None)
+            cpu_before = sum(cpu_seconds(w.proc.pid) for w in group)
             began = time.time() * 1000
             measure_from = began + warmup * 1000
             sent = await pace(producer, race, tracks, pending, rate, warmup + seconds)
             await asyncio.sleep(max(3.0, 4 * publish_ms / 1000))  # the last fixes' records
             stop.set()
             records = await reader
-            processed = await worker.events(session)
-            cpu = cpu_seconds(worker.proc.pid)
+            processed = sum([await w.events(session) or 0 for w in group])
+            cpu = sum(cpu_seconds(w.proc.pid) for w in group) - cpu_before
         if profiler is not None:
             profiler.wait(profile_s + 30)
     finally:
         await producer.stop()
-        worker.stop()
+        for w in group:
+            w.stop()
     measured = [lat for t, lat in found if t >= measure_from]
     in_window = sum(1 for t in sent if t >= measure_from)
-    return {"publish_ms": publish_ms, "runners": runners, "rate_per_s": rate,
-            "seconds": seconds, "warmup_s": warmup, "fixes_sent": len(sent),
-            "fixes_measured": in_window, "fixes_reflected": len(measured),
-            "worker_processed": processed, "standings_records": records,
-            "worker_cpu_s": round(cpu, 1),
+    return {"publish_ms": publish_ms, "workers": workers, "runners": runners,
+            "rate_per_s": rate, "seconds": seconds, "warmup_s": warmup,
+            "fixes_sent": len(sent), "fixes_measured": in_window,
+            "fixes_reflected": len(measured), "worker_processed": processed,
+            "standings_records": records, "worker_cpu_s": round(cpu, 1),
+            "cpu_s_per_1000_fixes": round(1000 * cpu / max(1, len(sent)), 3),
             "p50_ms": round(percentile(measured, 0.50), 1),
             "p90_ms": round(percentile(measured, 0.90), 1),
             "p99_ms": round(percentile(measured, 0.99), 1),
             "max_ms": round(max(measured), 1) if measured else None,
             **({"profile": profile_summary(folder / "pyspy.txt")} if profiler else {})}
+
+
+async def wait_shared(group: list[Worker], session: aiohttp.ClientSession,
+                      timeout_s: float) -> None:
+    """Until the workers share all six ``pings.v1`` partitions (each holding some) and
+    one of them owns the race's board."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        health = [await w.health(session) for w in group]
+        if all(health):
+            parts = sorted(p for h in health for p in h["pings_partitions"])
+            if parts == list(range(6)) and all(h["pings_partitions"] for h in health) \
+                    and any(h["owns_races"] for h in health):
+                return
+        await asyncio.sleep(0.5)
+    raise SystemExit(f"the workers did not share the partitions within {timeout_s:.0f} s")
 
 
 async def pace(producer: Any, race: Race, tracks: Tracks,
@@ -494,14 +510,17 @@ async def measure(args: argparse.Namespace, bootstrap: str, home: Path) -> dict[
           f"({ceil['fixes_per_cpu_s']} per CPU-second); the worker "
           f"reaches {tput['fixes_per_s'] / ceil['fixes_per_s']:.0%} of it")
     results["latency"] = []
-    for rate, publish_ms in ((r, p) for r in args.rate for p in args.publish_ms):
+    runs = [(r, p, w) for r in args.rate for p in args.publish_ms for w in args.workers]
+    for rate, publish_ms, workers in runs:
         lat = await latency(bootstrap, source, home, args.latency_runners, rate,
-                            args.seconds, args.warmup, publish_ms, args.seed, args.profile)
+                            args.seconds, args.warmup, publish_ms, args.seed, args.profile,
+                            workers)
         results["latency"].append(lat)
-        print(f"3. latency at {rate} fixes/s, --publish-ms {publish_ms}: "
+        print(f"3. latency at {rate} fixes/s, --publish-ms {publish_ms}, {workers} worker(s): "
               f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms "
-              f"({lat['fixes_reflected']} of {lat['fixes_measured']} fixes reflected; the worker "
-              f"processed {lat['worker_processed']} of {lat['fixes_sent']} sent)")
+              f"({lat['fixes_reflected']} of {lat['fixes_measured']} fixes reflected; the "
+              f"workers processed {lat['worker_processed']} of {lat['fixes_sent']} sent; "
+              f"{lat['cpu_s_per_1000_fixes']} CPU-s per 1,000 fixes)")
     return results
 
 
@@ -544,6 +563,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured latency run")
     parser.add_argument("--warmup", type=float, default=10.0, help="unmeasured lead-in (s)")
     parser.add_argument("--publish-ms", type=int, nargs="+", default=[500, 100])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="workers sharing the partitions in the latency runs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", type=float, default=0.0,
                         help="sample each worker with py-spy for this many s")

@@ -169,8 +169,8 @@ class RunnerChannel(Channel):
         held = self.view.runners.get(self.bib)
         if held is None:
             return {"bib": self.bib, "generated_ms": None, "card": None, "track": []}
-        return {"bib": self.bib, "generated_ms": held["generated_ms"], "card": held["card"],
-                "track": held["track"]}
+        return {"bib": self.bib, "generated_ms": held["generated_ms"],
+                "card": self.view.card(self.bib), "track": held["track"]}
 
     def update(self, pending: Pending) -> tuple[str, Json] | None:
         return ("update", self.snapshot_data()) if self.bib in pending.bibs else None

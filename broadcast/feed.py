@@ -69,7 +69,7 @@ class Feed:
             if bib not in v.bibs:
                 raise _NotFound(f"bib {bib!r} is not an entrant of {v.id}")
             held = v.runners.get(bib)
-            return (held["seq"] if held else 0,)
+            return (held["seq"] if held else 0, v.board.seq)  # the card's rank is the board's
 
         return self._serve(request, "runner", version, lambda v: runner_body(v, bib), bib)
 
@@ -169,7 +169,7 @@ def standings_body(view: RaceView) -> Json:
 def runner_body(view: RaceView, bib: str) -> Json:
     held = view.runners.get(bib) or {"seq": 0, "generated_ms": None, "card": None, "track": []}
     return {"race": view.id, "seq": held["seq"], "bib": bib, "generated_ms": held["generated_ms"],
-            "card": held["card"], "track": held["track"]}
+            "card": view.card(bib), "track": held["track"]}
 
 
 def checkpoint_body(view: RaceView, cid: str) -> Json:

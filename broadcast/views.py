@@ -25,6 +25,9 @@ LOG_KEPT = 200
 ALERT_ORDER = ALERT_KINDS
 ALERT_ACTIONS = frozenset({"raised", "cleared", "acknowledged"})
 CARD_STATE = ("name", "status", "reason", "rank", "last_fix_ms", "last_seen_s")
+# A card's place in the race comes from the board: the per-runner processors that make
+# cards do not rank (docs/streams.md).
+RANKING = ("rank", "gap_leader_s", "gap_ahead_s")
 # A rejected weather command changed nothing; "unchanged" still says which state holds.
 WEATHER_RESULTS = frozenset({"applied", "unchanged"})
 
@@ -64,6 +67,7 @@ class RaceView:
         self.control_seq = 0  # highest seq of anything the control channel shows
         self.pending = Pending()
         self.duplicates = 0
+        self._rows: tuple[int, dict[str, Json]] = (-1, {})  # board seq, its rows by bib
 
     def apply(self, topic: str, record: Json) -> bool:
         """Apply one record of ``topic``; True when it changed the view.
@@ -176,10 +180,28 @@ class RaceView:
                       key=lambda a: (rank.get(str(a.get("kind")), len(rank)),
                                      a.get("raised_ms") or 0))
 
+    def row(self, bib: str) -> Json | None:
+        """``bib``'s row on the latest board, or None."""
+        seq, rows = self._rows
+        if seq != self.board.seq:
+            board = self.board.board or {}
+            rows = {r["bib"]: r for r in board.get("runners", [])}
+            self._rows = (self.board.seq, rows)
+        return rows.get(bib)
+
+    def card(self, bib: str) -> Json | None:
+        """``bib``'s latest card with its rank and gaps from the latest board."""
+        held = self.runners.get(bib)
+        if held is None:
+            return None
+        row = self.row(bib)
+        card: Json = held["card"]
+        return card if row is None else {**card, **{k: row.get(k) for k in RANKING}}
+
     def runner_state(self, bib: str) -> Json:
         """What race control sees of a runner: status, rank, position, last seen."""
         held = self.runners[bib]
-        card = held["card"]
+        card = self.card(bib) or held["card"]
         state = {k: card.get(k) for k in CARD_STATE}
         pos = card.get("position") or {}
         state.update(progress_m=pos.get("progress_m"), lat=pos.get("lat"), lon=pos.get("lon"),

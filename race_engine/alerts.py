@@ -205,6 +205,15 @@ class AlertBook:
         """The ids of ``bib``'s active alerts."""
         return set(self._by_bib.get(bib, ()))
 
+    def of(self, bib: str) -> list[dict[str, Any]]:
+        """``bib``'s active alerts as ``Alert.to_dict`` writes them (to save them)."""
+        return [self.active[aid].to_dict() for aid in sorted(self._by_bib.get(bib, ()))]
+
+    def forget(self, bib: str) -> None:
+        """Drop ``bib``'s alerts without change records (its state is being replaced)."""
+        for aid in self._by_bib.pop(bib, set()):
+            self.active.pop(aid, None)
+
     def restore(self, alerts: Iterable[dict[str, Any]]) -> None:
         """Put back active alerts saved with ``Alert.to_dict`` (after a restart), so their
         raise times and acknowledgements survive; ``update`` then clears what has ended.

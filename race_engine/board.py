@@ -12,17 +12,42 @@ Computed on demand (per tick, about twice a second), never per fix.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from race_engine.model import Entrant, Status
 from race_engine.record import RecordCurve, fmt_delta
-from race_engine.runner import RunnerState
+from race_engine.runner import Layout, Split
+
+
+class Racer(Protocol):
+    """What the board reads of a runner: a ``RunnerState`` (the whole track) or a
+    ``RunnerSummary`` (race_engine.summary) give the same answers."""
+
+    @property
+    def bib(self) -> str: ...
+    @property
+    def layout(self) -> Layout: ...
+    @property
+    def status(self) -> Status: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def last_t(self) -> int | None: ...
+
+    def current(self) -> tuple[int, float] | None: ...
+    def split(self, checkpoint: str) -> Split | None: ...
+    def splits(self) -> list[Split]: ...
+    def furthest(self) -> int: ...
+    def time_at(self, d: float) -> float | None: ...
+
+
+R = TypeVar("R", bound=Racer)
 
 _UNRANKED = {Status.DNF: 0, Status.DSQ: 1, Status.DNS: 2}
 _INF = float("inf")
 
 
-def point(r: RunnerState) -> tuple[float, float] | None:
+def point(r: Racer) -> tuple[float, float] | None:
     """(epoch ms, metres) a runner is compared at: its finish, else its latest progress."""
     if r.status is Status.FINISHED:
         fin = r.split(r.layout.ids[-1])
@@ -32,7 +57,7 @@ def point(r: RunnerState) -> tuple[float, float] | None:
     return None if cur is None else (float(cur[0]), cur[1])
 
 
-def rank_key(r: RunnerState) -> tuple[int, int, float, float, str]:
+def rank_key(r: Racer) -> tuple[int, int, float, float, str]:
     """Sort key: smaller is better (see the module docstring)."""
     if r.status in _UNRANKED:
         return 2, _UNRANKED[r.status], 0.0, 0.0, r.bib
@@ -44,7 +69,7 @@ def rank_key(r: RunnerState) -> tuple[int, int, float, float, str]:
     return 1, -r.furthest(), -p[1], p[0], r.bib
 
 
-def time_at(r: RunnerState, d: float) -> float | None:
+def time_at(r: Racer, d: float) -> float | None:
     """Epoch ms at which runner ``r`` passed ``d`` metres (its finish split at the finish)."""
     if d >= r.layout.m[-1]:
         fin = r.split(r.layout.ids[-1])
@@ -53,7 +78,7 @@ def time_at(r: RunnerState, d: float) -> float | None:
     return r.time_at(d)
 
 
-def gap_s(chaser: RunnerState, ahead: RunnerState) -> float | None:
+def gap_s(chaser: Racer, ahead: Racer) -> float | None:
     """Seconds ``chaser`` is behind ``ahead`` at the chaser's point, or None if ``ahead``
     has not been there (or the chaser has no position)."""
     p = point(chaser)
@@ -63,19 +88,19 @@ def gap_s(chaser: RunnerState, ahead: RunnerState) -> float | None:
     return None if t is None else (p[0] - t) / 1000.0
 
 
-def ranked(runners: Mapping[str, RunnerState]) -> list[RunnerState]:
+def ranked(runners: Mapping[str, R]) -> list[R]:
     """All runners in board order."""
     return sorted(runners.values(), key=rank_key)
 
 
-def build_board(race_id: str, runners: Mapping[str, RunnerState],
+def build_board(race_id: str, runners: Mapping[str, Racer],
                 entrants: Mapping[str, Entrant], curve: RecordCurve | None,
                 now_ms: int) -> dict[str, Any]:
     """The JSON-able standings of one race at ``now_ms``."""
     order = ranked(runners)
     rows: list[dict[str, Any]] = []
-    leader: RunnerState | None = None
-    prev: RunnerState | None = None
+    leader: Racer | None = None
+    prev: Racer | None = None
     n_ranked = 0
     for r in order:
         row = _row(r, entrants.get(r.bib), curve, now_ms)
@@ -97,7 +122,7 @@ def build_board(race_id: str, runners: Mapping[str, RunnerState],
     }
 
 
-def _row(r: RunnerState, e: Entrant | None, curve: RecordCurve | None,
+def _row(r: Racer, e: Entrant | None, curve: RecordCurve | None,
          now_ms: int) -> dict[str, Any]:
     p = point(r)
     start = r.layout.start_ms
@@ -122,7 +147,7 @@ def _row(r: RunnerState, e: Entrant | None, curve: RecordCurve | None,
     }
 
 
-def checkpoint_splits(runners: Mapping[str, RunnerState],
+def checkpoint_splits(runners: Mapping[str, Racer],
                       entrants: Mapping[str, Entrant]) -> list[dict[str, Any]]:
     """Per checkpoint, the runners who passed it, ranked by split time, with gaps."""
     any_runner = next(iter(runners.values()), None)
@@ -145,7 +170,7 @@ def checkpoint_splits(runners: Mapping[str, RunnerState],
     return out
 
 
-def finishers(runners: Mapping[str, RunnerState], entrants: Mapping[str, Entrant],
+def finishers(runners: Mapping[str, Racer], entrants: Mapping[str, Entrant],
               start_ms: int) -> list[dict[str, Any]]:
     """Finished runners by finish time, with the gap to the winner."""
     done = []

@@ -16,7 +16,6 @@ this class; it does no I/O and reads no clock: every call takes the time it runs
     engine.alerts()                       -> list[dict]  # active alerts, most urgent first
     engine.take_dirty()                   -> set[str]  # bibs whose card changed since last call
     engine.runner_state(bib) / engine.restore_runner(state)   # per-runner snapshot (JSON-able)
-    engine.apply_journal(bib, entries)    # follow another engine's runner (RunnerState.journal)
     engine.to_dict() / RaceEngine.from_dict(race, d)          # the whole engine
 
 A change is a JSON-able dict with ``kind`` in ``runner`` (a fix was taken), ``split``
@@ -28,7 +27,7 @@ device, checkpoint, command) raises ``EngineInputError`` (a ValueError) naming i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from race_engine import matching
@@ -232,12 +231,22 @@ class RaceEngine:
         raise EngineInputError(f"unknown control op {op!r}; use one of dnf, dns, dsq, "
                                "reinstate, reassign, ack, resolve_sos, weather, manual_split")
 
+    def set_race_settings(self, weather: Iterable[str], devices: dict[str, str]) -> None:
+        """Take the race-wide settings race control changed elsewhere: the danger zones
+        under a weather alert and the device -> bib assignments (the per-race stage
+        applies ``weather`` and ``reassign`` and every worker's engine follows)."""
+        self.weather = set(weather)
+        self.devices = dict(devices)
+        self._with_device = set(self.devices.values())
+
     # ----------------------------------------------------------------- alerts
 
-    def tick(self, now_ms: int) -> list[dict[str, Any]]:
-        """Evaluate every runner's alert rules at ``now_ms``; returns the alert changes."""
+    def tick(self, now_ms: int, bibs: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Evaluate every runner's alert rules at ``now_ms`` (only ``bibs``' when given,
+        e.g. the runners one worker owns); returns the alert changes."""
         out: list[dict[str, Any]] = []
-        for r in self.runners.values():
+        runners = self.runners.values() if bibs is None else (self.runners[b] for b in bibs)
+        for r in runners:
             out += self._alerts_for(r, now_ms)
         return out
 
@@ -409,21 +418,6 @@ class RaceEngine:
         self.runner(r.bib)
         self.runners[r.bib] = r
         self._dirty.add(r.bib)
-
-    def apply_journal(self, bib: str, entries: list[list[Any]]) -> None:
-        """Replay ``entries`` of another engine's runner ``bib`` (RunnerState.journal):
-        this engine's copy of the runner follows without matching fixes again.
-
-        Raises:
-            EngineInputError: unknown bib or a malformed entry.
-        """
-        r = self.runner(bib)
-        try:
-            for entry in entries:
-                r.apply(entry)
-        except ValueError as e:
-            raise EngineInputError(f"runner {bib}: {e}") from None
-        self._dirty.add(bib)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able snapshot of the whole engine (runners, devices, weather, alerts)."""

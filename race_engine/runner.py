@@ -27,9 +27,9 @@ the GPS estimate.
 from __future__ import annotations
 
 import math
-import zlib
 from array import array
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +84,44 @@ class Split:
     checkpoint: str
     t_ms: int
     source: str  # "gps", "chip" or "manual"
+
+
+def envelope_time_at(a_m: Sequence[float], a_t: Sequence[int], start_ms: int,
+                     d: float) -> float | None:
+    """Epoch ms at which a progress envelope (metres ``a_m`` at epoch ms ``a_t``, from a
+    start at ``start_ms``) first reached ``d`` metres; None if not yet."""
+    if not a_m:
+        return None
+    if d <= 0.0:
+        return float(start_ms)
+    i = bisect_left(a_m, d)
+    if i == len(a_m):
+        return None
+    t1, m1 = a_t[i], a_m[i]
+    t0, m0 = (a_t[i - 1], a_m[i - 1]) if i else (start_ms, 0.0)
+    return t0 + (d - m0) / (m1 - m0) * (t1 - t0)
+
+
+def ordered_splits(raw: list[Split]) -> list[Split]:
+    """Effective splits in course order (``raw``), ordered in time: GPS estimates are
+    ordered by construction; a chip read or manual split is kept as given, and a GPS
+    estimate next to one is clamped so the sequence stays ordered (e.g. a noisy fix must
+    not put a split after the next chip read)."""
+    out: list[Split] = []
+    bound: float = math.inf
+    for s in reversed(raw):  # later authoritative times bound earlier GPS ones
+        if s.source == "gps" and s.t_ms > bound:
+            s = Split(s.checkpoint, int(bound), "gps")
+        elif s.source != "gps":
+            bound = min(bound, s.t_ms)
+        out.append(s)
+    out.reverse()
+    low = -math.inf
+    for n, s in enumerate(out):
+        if s.source == "gps" and s.t_ms < low:
+            out[n] = Split(s.checkpoint, int(low), "gps")
+        low = max(low, out[n].t_ms)
+    return out
 
 
 @dataclass(frozen=True)
@@ -147,8 +185,11 @@ class RunnerState:
         self.last_off = _NAN
         self.last_bat: float | None = None
         self.sos_ms: int | None = None
-        # When a list, every change is also appended to it (see ``apply``), so a copy of
-        # this state elsewhere can follow it without being sent the whole track.
+        # When a list, every change is also appended to it: ``["f", t, ...]`` a fix
+        # taken, ``["u", t, ...]`` a fix re-matched, ``["s", checkpoint, t, source]`` a
+        # split set, ``["st", ...]`` a status, ``["c"]`` an SOS cleared. The processors
+        # read it to store only the parts of the track that changed and to send only
+        # the part of the progress curve that changed.
         self.journal: list[list[Any]] | None = None
 
     # ------------------------------------------------------------------ fixes
@@ -423,17 +464,7 @@ class RunnerState:
 
     def time_at(self, d: float) -> float | None:
         """Epoch ms at which the envelope first reached ``d`` metres; None if not yet."""
-        a_m = self.a_m
-        if not a_m:
-            return None
-        if d <= 0.0:
-            return float(self.layout.start_ms)
-        i = bisect_left(a_m, d)
-        if i == len(a_m):
-            return None
-        t1, m1 = self.a_t[i], a_m[i]
-        t0, m0 = (self.a_t[i - 1], a_m[i - 1]) if i else (self.layout.start_ms, 0.0)
-        return t0 + (d - m0) / (m1 - m0) * (t1 - t0)
+        return envelope_time_at(self.a_m, self.a_t, self.layout.start_ms, d)
 
     def observed_at(self, d: float) -> int | None:
         """Epoch ms of the first observation at or past ``d`` metres (not interpolated)."""
@@ -478,21 +509,7 @@ class RunnerState:
         ordered (e.g. a noisy fix must not put a split after the next chip read).
         """
         raw = [s for s in (self.split(cid) for cid in self.layout.ids) if s is not None]
-        out: list[Split] = []
-        bound: float = math.inf
-        for s in reversed(raw):  # later authoritative times bound earlier GPS ones
-            if s.source == "gps" and s.t_ms > bound:
-                s = Split(s.checkpoint, int(bound), "gps")
-            elif s.source != "gps":
-                bound = min(bound, s.t_ms)
-            out.append(s)
-        out.reverse()
-        low = -math.inf
-        for n, s in enumerate(out):
-            if s.source == "gps" and s.t_ms < low:
-                out[n] = Split(s.checkpoint, int(low), "gps")
-            low = max(low, out[n].t_ms)
-        return out
+        return ordered_splits(raw)
 
     def furthest(self) -> int:
         """Index of the furthest checkpoint with a split, -1 when none."""
@@ -549,49 +566,6 @@ class RunnerState:
             self.status_ms = fin.t_ms
             return True
         return False
-
-    # ---------------------------------------------------------------- journal
-
-    def apply(self, entry: list[Any]) -> None:
-        """Replay one ``journal`` entry of another copy of this runner's state.
-
-        Entries replay the calls that made them, so a copy fed a runner's journal in
-        order ends equal to it (``to_dict``) without matching a fix again.
-
-        Raises:
-            ValueError: a malformed entry (unknown kind, missing or wrong-typed field).
-        """
-        try:
-            kind = entry[0]
-            changed: list[str] | None = None
-            if kind == "f":
-                _, t, p, off, lat, lon, bat, sos = entry
-                changed = self.add_fix(int(t), float(p), float(off), float(lat), float(lon),
-                                       None if bat is None else float(bat), bool(sos))
-            elif kind == "u":
-                changed = self.update_fix(int(entry[1]), float(entry[2]), float(entry[3]))
-            elif kind == "s":
-                changed = self.set_split(str(entry[1]), int(entry[2]), int(entry[3])) or [""]
-            elif kind == "st":
-                self.set_status(Status(entry[1]), str(entry[2]), entry[3])
-            elif kind == "c":
-                self.clear_sos()
-            else:
-                raise ValueError(f"unknown kind {kind!r}")
-        except (IndexError, KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"malformed runner journal entry {entry!r}: {e}") from None
-        if changed:  # as the engine does after a split moved (and after any chip read)
-            self.refresh_status()
-
-    def digest(self) -> int:
-        """A checksum of what a copy fed this runner's journal must agree on: the number
-        of fixes and observations and every split. A copy whose digest differs at the
-        same journal count followed another history (entries of a stale owner) and has
-        to be replaced whole. Cheap: no pass over the track."""
-        key = (len(self.f_t), len(self.a_t), self.f_t[-1] if self.f_t else None,
-               sorted(self.gps.items()), sorted(self.chip.items()),
-               sorted(self.manual.items()))
-        return zlib.crc32(repr(key).encode())
 
     # --------------------------------------------------------------- snapshot
 

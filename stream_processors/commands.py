@@ -1,8 +1,9 @@
 """Race control's commands (``control.v1``): check the envelope, route, audit.
 
-A command is applied where the state it changes lives: a runner's status, SOS or manual
-split in the per-runner stage (keyed ``race:bib``), acknowledgements, weather and device
-reassignment in the per-race stage. Every command ends as one audit record in
+A command is applied where the state it changes lives: a runner's status, SOS, manual
+split or an acknowledgement of one of its alerts in the per-runner stage (keyed
+``race:bib``), weather and device reassignment in the per-race stage, which passes them
+on to every worker as the race's settings. Every command ends as one audit record in
 ``control-log.v1`` saying who, when, why and what came of it (docs/streams.md).
 """
 
@@ -15,8 +16,7 @@ import orjson
 from zegama_live.records import RecordError
 from zegama_live.records.control import CONTROL_CODEC, RACE_OPS, RUNNER_OPS
 
-__all__ = ["RACE_OPS", "RUNNER_OPS", "CommandError", "audit", "check", "decode_command",
-           "is_runner_command"]
+__all__ = ["RACE_OPS", "RUNNER_OPS", "CommandError", "audit", "check", "decode_command"]
 
 
 class CommandError(ValueError):
@@ -43,8 +43,6 @@ def decode_command(value: bytes, key: bytes | None, races: set[str]) -> dict[str
     if op not in RUNNER_OPS and op not in RACE_OPS:
         raise CommandError(f"unknown control op {op!r}; use one of "
                            f"{', '.join(sorted(RUNNER_OPS | RACE_OPS))}")
-    if op in RUNNER_OPS and not isinstance(cmd.get("bib"), str):
-        raise CommandError(f"control op {op!r} needs 'bib' as a string")
     return cmd
 
 
@@ -56,10 +54,6 @@ def check(cmd: dict[str, Any]) -> str | None:
     except RecordError as e:
         return str(e)
     return None
-
-
-def is_runner_command(cmd: dict[str, Any]) -> bool:
-    return cmd["op"] in RUNNER_OPS
 
 
 def audit(cmd: dict[str, Any], result: str, error: str | None, t_ms: int) -> dict[str, Any]:

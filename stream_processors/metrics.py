@@ -38,14 +38,9 @@ FLUSH = Histogram("zegama_process_flush_seconds",
                   registry=REGISTRY)
 FLUSH_BYTES = Counter("zegama_process_flush_bytes_total",
                       "Bytes of runner state written to the tables", registry=REGISTRY)
-RESYNCS = Counter("zegama_process_resyncs_total",
-                  "Runners whose whole state the per-race stage asked for (journal gaps, "
-                  "divergence)",
-                  registry=REGISTRY)
-DIVERGED = Counter("zegama_process_diverged_total",
-                   "Runners whose copy in the per-race stage was found to follow another "
-                   "history than their owner's (digest mismatch) and was asked for whole",
-                   registry=REGISTRY)
+TORN = Gauge("zegama_process_torn_summaries",
+             "Runner summaries whose curve did not fit the per-race stage's copy (points "
+             "before it missing); the runner's next whole curve mends it", registry=REGISTRY)
 STALE = Counter("zegama_process_stale_total",
                 "Input records fetched before a rebalance and left unprocessed for the "
                 "partitions' next owner, by topic", ["topic"], registry=REGISTRY)

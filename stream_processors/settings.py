@@ -36,6 +36,7 @@ class ProcessSettings:
     tick_ms: int = 5_000
     track_step_m: float = 250.0
     card_every_ms: int = 2_000
+    whole_every_ms: int = 120_000
     batch_max: int = 2_000
     batch_within_ms: int = 100
     commit_interval_s: float = 1.0
@@ -67,6 +68,9 @@ OPTIONS: tuple[Option, ...] = (
            "one race-flow point per this much progress (m)", float),
     Option("card_every_ms", "ZEGAMA_PROCESS_CARD_EVERY_MS",
            "publish a runner's card at most this often (ms); standings rows are live", int),
+    Option("whole_every_ms", "ZEGAMA_PROCESS_WHOLE_EVERY_MS",
+           "send a runner's whole progress curve to the per-race stage this often (ms); "
+           "in between only what changed", int),
     Option("batch_max", "ZEGAMA_PROCESS_BATCH_MAX", "most input records in one batch", int),
     Option("batch_within_ms", "ZEGAMA_PROCESS_BATCH_WITHIN_MS",
            "longest wait to fill a batch (ms)", int),

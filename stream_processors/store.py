@@ -4,9 +4,9 @@ A runner's track grows all race (a 4-hour race at one fix every 5 s is ~2,900 fi
 ~250 KB of JSON); writing it whole after every change made the table's changelog, not
 the race, the processors' work. So a runner is stored as:
 
-* a head under ``race:bib``: status, chip and manual splits, the latest fix, the journal
-  count ``n`` (see RunnerStage), the time ``bounds`` of its chunks, and the track since
-  the last bound, rewritten when the runner changed;
+* a head under ``race:bib``: status, chip and manual splits, the latest fix, what the
+  stage keeps beside the runner (its open alerts), the time ``bounds`` of its chunks,
+  and the track since the last bound, rewritten when the runner changed;
 * chunks under ``race:bib<SEP>i``: the track between ``bounds[i-1]`` and ``bounds[i]``,
   written when sealed and again only when a late fix lands in one.
 
@@ -62,7 +62,8 @@ class RunnerStore:
     # ------------------------------------------------------------------ write
 
     def mark(self, key: bytes, entries: Iterable[list[Any]]) -> None:
-        """Note which chunks ``entries`` (a runner's journal) changed."""
+        """Note which chunks ``entries`` (a runner's changes, RunnerState.journal)
+        changed."""
         p = self._parts.setdefault(key, _Parts())
         for e in entries:
             if e[0] in ("f", "u"):
@@ -72,12 +73,10 @@ class RunnerStore:
             elif e[0] == "s":  # a split may move an observation anywhere in the track
                 p.all_dirty = True
 
-    def mark_all(self, key: bytes) -> None:
-        """The runner was replaced whole: every chunk is rewritten at the next write."""
-        self._parts.setdefault(key, _Parts()).all_dirty = True
-
-    def writes(self, key: bytes, r: RunnerState, n: int) -> list[tuple[bytes, bytes]]:
-        """``(table key, JSON value)`` to write for runner ``r`` with journal count ``n``."""
+    def writes(self, key: bytes, r: RunnerState,
+               extra: dict[str, Any] | None = None) -> list[tuple[bytes, bytes]]:
+        """``(table key, JSON value)`` to write for runner ``r``, with ``extra`` fields in
+        its head."""
         p = self._parts.setdefault(key, _Parts())
         since = p.bounds[-1] if p.bounds else -math.inf
         f_t = r.f_t
@@ -92,7 +91,7 @@ class RunnerStore:
             lo = p.bounds[i - 1] if i else -math.inf
             out.append((chunk_key(key, i), orjson.dumps(r.track_dict(lo, p.bounds[i]))))
         head = r.to_dict(since=since)
-        head.update(n=n, bounds=p.bounds)
+        head.update(extra or {}, bounds=p.bounds)
         out.append((key, orjson.dumps(head)))
         p.dirty.clear()
         p.all_dirty = False
@@ -101,20 +100,19 @@ class RunnerStore:
     # ------------------------------------------------------------------- read
 
     def read(self, key: bytes, head: dict[str, Any] | None,
-             get: Callable[[bytes], dict[str, Any] | None]) -> tuple[dict[str, Any] | None, int]:
-        """``(snapshot for RunnerState.from_dict, journal count)`` of the runner stored
-        under ``key``, from its head and ``get(chunk key)``; ``(None, 0)`` when there is
-        no head.
+             get: Callable[[bytes], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """The snapshot (for RunnerState.from_dict, with the head's extra fields) of the
+        runner stored under ``key``, from its head and ``get(chunk key)``; None when
+        there is no head.
 
         Raises:
             ValueError: a malformed head, or a chunk it names is missing.
         """
         if head is None:
             self._parts[key] = _Parts()
-            return None, 0
+            return None
         try:
             bounds = [int(b) for b in head["bounds"]]
-            n = int(head["n"])
             parts = []
             for i in range(len(bounds)):
                 chunk = get(chunk_key(key, i))
@@ -122,11 +120,11 @@ class RunnerStore:
                     raise ValueError(f"chunk {i} of {len(bounds)} is missing")
                 parts.append(chunk)
             parts.append(head)
-            state = {k: v for k, v in head.items() if k not in ("n", "bounds")}
+            state = {k: v for k, v in head.items() if k != "bounds"}
             for part in ("fixes", "obs"):
                 state[part] = {col: [x for c in parts for x in c[part][col]]
                                for col in head[part]}
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"stored runner {key!r} is malformed: {e}") from None
         self._parts[key] = _Parts(bounds=bounds)
-        return state, n
+        return state

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zegama_live.records.codec import Codec
-from zegama_live.records.control import CONTROL_CODEC, CONTROL_LOG_CODEC, RUNNER_COMMANDS_CODEC
+from zegama_live.records.control import CONTROL_CODEC, CONTROL_LOG_CODEC
 from zegama_live.records.inputs import CHIP_READS_CODEC, PINGS_CODEC
-from zegama_live.records.internal import RACE_INPUTS_CODEC
+from zegama_live.records.internal import RACE_BOARD_CODEC, RACE_SETTINGS_CODEC
 from zegama_live.records.outputs import ALERTS_CODEC, RUNNER_UPDATES_CODEC, STANDINGS_CODEC
 
 HOUR_MS = 3_600_000
@@ -99,20 +99,25 @@ TABLE_CODEC: Codec[Any] = Codec(dict[str, Any], "table")
 
 def internal_topics(app_id: str) -> tuple[Topic, ...]:
     """The processors' own topics for consumer group ``app_id``: the routed runner
-    commands, the per-race stage's input and the tables' changelogs (Faust's names)."""
+    commands, the per-race stage's input, the races' settings for every worker and the
+    tables' changelogs (Faust's names). The per-race topic and tables have as many
+    partitions as the inputs, so many races spread over workers."""
     compact = {"cleanup.policy": "compact"}
     return (
         Topic(f"{app_id}-runner-commands", 6, "race:bib",
               "Runner commands routed to the partition of the runner they change.",
-              RUNNER_COMMANDS_CODEC),
-        Topic(f"{app_id}-race-inputs", 1, "race",
-              "What the per-runner stage and the router send the per-race stage.",
-              RACE_INPUTS_CODEC),
+              CONTROL_CODEC),
+        Topic(f"{app_id}-race-board", 6, "race",
+              "Runner summaries, race commands and audits for the per-race stage.",
+              RACE_BOARD_CODEC),
+        Topic(f"{app_id}-race-settings", 1, "race",
+              "Each race's settings (weather, devices), read whole by every worker.",
+              RACE_SETTINGS_CODEC, compact),
         Topic(f"{app_id}-runners-changelog", 6, "race:bib",
               "Changelog of the per-runner stage's table.", TABLE_CODEC, compact),
-        Topic(f"{app_id}-race-runners-changelog", 1, "race:bib",
-              "Changelog of the per-race stage's runner table.", TABLE_CODEC, compact),
-        Topic(f"{app_id}-races-changelog", 1, "race",
+        Topic(f"{app_id}-race-summaries-changelog", 6, "race:bib",
+              "Changelog of the per-race stage's runner summaries.", TABLE_CODEC, compact),
+        Topic(f"{app_id}-races-changelog", 6, "race",
               "Changelog of the per-race stage's race table.", TABLE_CODEC, compact),
     )
 

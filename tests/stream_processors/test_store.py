@@ -28,9 +28,10 @@ def race():  # type: ignore[no-untyped-def]
 def _read(store: RunnerStore, table: dict[bytes, bytes], key: bytes,
           layout: Any) -> tuple[RunnerState | None, int]:
     head = table.get(key)
-    state, n = store.read(key, None if head is None else orjson.loads(head),
-                          lambda k: orjson.loads(table[k]) if k in table else None)
-    return (None if state is None else RunnerState.from_dict(state, layout)), n
+    state = store.read(key, None if head is None else orjson.loads(head),
+                       lambda k: orjson.loads(table[k]) if k in table else None)
+    return (None if state is None else RunnerState.from_dict(state, layout)), (
+        None if state is None else state.get("alerts"))
 
 
 def test_a_runner_written_as_it_runs_reads_back_whole(race) -> None:  # type: ignore[no-untyped-def]
@@ -50,11 +51,11 @@ def test_a_runner_written_as_it_runs_reads_back_whole(race) -> None:  # type: ig
                                 arrival)
         store.mark(key, engine.runners[bib].journal or [])
         if n % 7 == 0 or n == len(pings):
-            writes = store.writes(key, engine.runners[bib], n)
+            writes = store.writes(key, engine.runners[bib], {"alerts": [n]})
             table.update(writes)
             sizes.append(sum(len(v) for _, v in writes))
-    got, count = _read(RunnerStore(chunk=16), table, key, engine.layout)
-    assert got is not None and count == len(pings)
+    got, extra = _read(RunnerStore(chunk=16), table, key, engine.layout)
+    assert got is not None and extra == [len(pings)]
     assert got.to_dict() == engine.runners[bib].to_dict()
     assert got.gps == engine.runners[bib].gps
     assert sum(is_chunk_key(k) for k in table) > 10
@@ -73,12 +74,12 @@ def test_a_late_fix_rewrites_only_the_chunk_it_lands_in(race) -> None:  # type: 
     held = pings.pop(len(pings) // 3)
     for fix, arrival in pings:
         engine.on_fix(bib, fix, arrival)
-        table.update(store.writes(key, engine.runners[bib], 0))
+        table.update(store.writes(key, engine.runners[bib]))
     r = engine.runners[bib]
     r.journal = []
     engine.on_fix(bib, held[0], held[1])
     store.mark(key, r.journal)
-    writes = dict(store.writes(key, r, 1))
+    writes = dict(store.writes(key, r))
     chunks = [k for k in writes if is_chunk_key(k)]
     assert len(chunks) == 1 and key in writes
     table.update(writes)
@@ -88,12 +89,12 @@ def test_a_late_fix_rewrites_only_the_chunk_it_lands_in(race) -> None:  # type: 
 
 def test_no_head_is_a_fresh_runner_and_a_missing_chunk_is_an_error(race) -> None:  # type: ignore[no-untyped-def]
     store = RunnerStore()
-    assert store.read(b"r:1", None, lambda k: None) == (None, 0)
-    head = {"n": 3, "bounds": [5], "fixes": {"t": []}, "obs": {"t": []}}
+    assert store.read(b"r:1", None, lambda k: None) is None
+    head = {"bounds": [5], "fixes": {"t": []}, "obs": {"t": []}}
     with pytest.raises(ValueError, match="chunk 0 of 1 is missing"):
         store.read(b"r:1", head, lambda k: None)
     with pytest.raises(ValueError, match="malformed"):
-        store.read(b"r:1", {"n": "x"}, lambda k: None)
+        store.read(b"r:1", {"bounds": "x"}, lambda k: None)
     assert chunk_key(b"r:1", 2) != b"r:12" and is_chunk_key(chunk_key(b"r:1", 2))
     with pytest.raises(ValueError, match="at least 1"):
         RunnerStore(chunk=0)

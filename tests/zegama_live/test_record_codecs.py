@@ -6,16 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 import pytest
+from stage_fixtures import fed_race
 
 from race_engine.racefolder import load_race
-from race_engine.simulate import SimOptions, simulate
 from stream_processors.commands import audit, check
-from stream_processors.race_stage import RaceStage, Timing
-from stream_processors.runner_stage import RunnerStage
-from zegama_live.records import PingRecord, RecordError, to_builtins
+from stream_processors.race_stage import RaceStage
+from stream_processors.race_stage import Timing as RaceTiming
+from stream_processors.runner_stage import Timing
+from zegama_live.records import RecordError, to_builtins
 from zegama_live.records.control import OPS, RACE_OPS, RUNNER_OPS, fields_of
 from zegama_live.topics import BY_NAME, CONTROL, CONTROL_LOG, TOPICS, internal_topics
 
@@ -24,37 +24,33 @@ RACE_DIR = Path(__file__).resolve().parents[2] / "races" / "zegama-2026"
 
 @pytest.fixture(scope="module")
 def published() -> dict[str, list[bytes]]:
-    """Every record a per-race stage published over a short simulated race with
-    incidents and race-control commands, encoded by its topic's codec."""
+    """Every record the stages published over a short simulated race with incidents and
+    race-control commands, encoded by its topic's codec."""
     race = load_race(RACE_DIR)
-    sim = simulate(race, np.random.default_rng(5), SimOptions(runners=12, incidents=True))
-    bibs = {e.device: e.bib for e in race.entrants}
-    runners = RunnerStage({race.id: race})
-    stage = RaceStage(race, Timing(snapshot_ms=30 * 60_000, tick_ms=60_000, card_ms=0))
+    fed = fed_race(race, runners=12, seed=5, incidents=True,
+                   timing=Timing(card_ms=0, tick_ms=60_000))
+    stage = RaceStage(race, RaceTiming(snapshot_ms=30 * 60_000))
     out: dict[str, list[bytes]] = {}
-
-    def publish(wall: int) -> None:
-        for topic, _, value in stage.publish(wall):
-            out.setdefault(topic, []).append(BY_NAME[topic].codec.encode(value))
-
+    records = list(fed.records)
+    for n, s in enumerate(fed.summaries):
+        stage.on_summary(s)
+        if n % 50 == 0:
+            records += stage.publish(race.start_ms + n * 1000)
     zone = race.danger_zones[0].id
-    for n, (fix, arrival) in enumerate(sim.pings()):
-        bib = bibs[fix.device]
-        if not runners.is_loaded(race.id, bib):
-            runners.load(race.id, bib, None)
-        runners.on_ping(PingRecord(race.id, bib, fix, arrival, "batch"), arrival)
-        if n % 300 == 0:
-            for _, b, n0, entries in runners.take_journals():
-                stage.on_journal(b, n0, entries, arrival)
-            publish(arrival)
-        if n == 3000:
-            cmd = {"race": race.id, "op": "weather", "zone": zone, "on": True, "by": "t"}
-            stage.on_audit(audit(cmd, *stage.on_command(cmd, arrival), arrival))
+    cmd = {"race": race.id, "op": "weather", "zone": zone, "on": True, "by": "t"}
+    stage.on_audit(audit(cmd, *stage.on_command(cmd, fed.wall), fed.wall))
+    records += stage.publish(fed.wall + 1000)
+    for topic, _, value in records:
+        out.setdefault(topic, []).append(BY_NAME[topic].codec.encode(value))
+    board, settings = internal_topics("app")[1:3]
+    out[board.name] = [board.codec.encode(s) for s in fed.summaries]
+    out[settings.name] = [settings.codec.encode(stage.settings(fed.wall))]
     return out
 
 
 def roundtrip(topic: str, value: bytes) -> None:
-    codec = BY_NAME[topic].codec
+    codec = BY_NAME[topic].codec if topic in BY_NAME else next(
+        t.codec for t in internal_topics("app") if t.name == topic)
     assert orjson.loads(codec.encode(codec.decode(value))) == orjson.loads(value), topic
 
 
@@ -64,6 +60,7 @@ def test_every_output_record_round_trips_through_its_topics_codec(published) -> 
     assert {"snapshot", "update"} <= kinds["standings.v1"]
     assert {"raised"} <= kinds["alerts.v1"]
     assert published["runner-updates.v1"] and published["control-log.v1"]
+    assert published["app-race-board"] and published["app-race-settings"]
     for topic, values in published.items():
         for value in values:
             roundtrip(topic, value)

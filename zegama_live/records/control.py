@@ -65,9 +65,9 @@ class ManualSplit(RunnerCommand, frozen=True, kw_only=True, tag="manual_split"):
 
 
 class Ack(Command, frozen=True, kw_only=True, tag="ack"):
-    """The alert stays open, marked acknowledged."""
+    """The alert stays open, marked acknowledged. Applied where the alert's runner is
+    (an alert id is ``race:bib:kind[:subject]``)."""
 
-    applies_to: ClassVar[str] = "race"
     alert_id: str
 
 
@@ -98,15 +98,13 @@ RACE_OPS = frozenset(op for op, c in OPS.items() if c.applies_to == "race")
 CONTROL_CODEC: Codec[Any] = Codec(AnyCommand, "control.v1")
 
 
-class Resync(msgspec.Struct, frozen=True, kw_only=True, tag_field="op", tag="resync"):
-    """The per-race stage asks the per-runner stage for a runner's whole state."""
-
-    race: str
-    bib: str
-
-
-# The processors' runner-commands topic: the runner commands, and the resync requests.
-RUNNER_COMMANDS_CODEC: Codec[Any] = Codec(AnyCommand | Resync, "runner-commands")
+def runner_of(cmd: dict[str, Any]) -> str | None:
+    """The bib a runner command is about (an ``ack``'s from its alert id), or None."""
+    if cmd.get("op") == "ack":
+        parts = str(cmd.get("alert_id", "")).split(":")
+        return parts[1] if len(parts) >= 3 and parts[0] == cmd.get("race") else None
+    bib = cmd.get("bib")
+    return bib if isinstance(bib, str) else None
 
 
 def fields_of(op: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -1,5 +1,11 @@
-"""The processors' internal records: what goes to the per-race stage (``<app>-race-inputs``)
-and to the per-runner stage's command topic (``<app>-runner-commands``)."""
+"""The processors' internal records.
+
+``<app>-race-board`` (key race) carries to the per-race stage what it needs: each
+changed runner's summary (``RunnerSummaryRecord``), the race commands to apply
+(``RaceCommand``) and the audit of the runner commands the per-runner stage applied
+(``CommandAudit``). ``<app>-race-settings`` (key race, compacted) carries each race's
+settings that every worker's alert rules need (``RaceSettings``).
+"""
 
 from __future__ import annotations
 
@@ -8,25 +14,26 @@ from typing import Any
 import msgspec
 
 from zegama_live.records.codec import Codec
+from zegama_live.records.outputs import Source, StatusName
 
 
 class RaceInput(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     race: str
 
 
-class JournalBatch(RaceInput, frozen=True, kw_only=True, tag="journal"):
-    """New journal entries of runners of one race: ``[bib, n0, entries, digest]`` each
-    (RaceStage.on_journal)."""
-
-    runners: list[tuple[str, int, list[list[Any]], int]]
-
-
-class RunnerSync(RaceInput, frozen=True, kw_only=True, tag="sync"):
-    """A runner's whole state and journal count, after the per-race stage asked for it."""
+class RunnerSummaryRecord(RaceInput, frozen=True, kw_only=True, tag="summary"):
+    """What the board needs of one runner (race_engine.summary). The curve (the
+    runner's progress envelope: metres, and ms since the race start) is carried from
+    point ``start`` on; the points before it are the ones sent before."""
 
     bib: str
-    n: int
-    state: dict[str, Any]
+    status: StatusName
+    reason: str
+    last_t: int | None
+    splits: list[tuple[str, int, Source]]  # (checkpoint, epoch ms, source), unclamped
+    start: int
+    m: list[float]
+    t: list[int]
 
 
 class RaceCommand(RaceInput, frozen=True, kw_only=True, tag="command"):
@@ -41,5 +48,18 @@ class CommandAudit(RaceInput, frozen=True, kw_only=True, tag="audit"):
     entry: dict[str, Any]
 
 
-RACE_INPUTS_CODEC: Codec[Any] = Codec(JournalBatch | RunnerSync | RaceCommand | CommandAudit,
-                                      "race-inputs")
+RaceBoardInput = RunnerSummaryRecord | RaceCommand | CommandAudit
+RACE_BOARD_CODEC: Codec[Any] = Codec(RaceBoardInput, "race-board")
+
+
+class RaceSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """A race's settings for every worker: danger zones under a weather alert and the
+    device -> bib reassignments. ``seq`` orders them."""
+
+    race: str
+    seq: int
+    weather: list[str]
+    devices: dict[str, str]
+
+
+RACE_SETTINGS_CODEC: Codec[RaceSettings] = Codec(RaceSettings, "race-settings")

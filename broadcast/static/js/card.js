@@ -9,6 +9,8 @@ import { clock, esc, gap, km, lastSeen, STALE_S, STATUS_LABEL, wallClock } from 
  */
 export function cardHtml(card, row, ctx) {
   const r = card || row;
+  // The place in the race is the board's: the row follows every standings update.
+  const place = row || card;
   const status = r.status || "running";
   const followed = ctx.followed;
   const head = `
@@ -27,9 +29,9 @@ export function cardHtml(card, row, ctx) {
   const facts = [
     fact("Status", `<span class="status s-${esc(status)}">${esc(STATUS_LABEL[status] || status)}</span>`
       + (r.reason ? ` <small>${esc(r.reason)}</small>` : "")),
-    fact("Rank", r.rank ? `#${r.rank}` : "–"),
-    fact("Gap to leader", r.rank === 1 ? "leader" : esc(gap(r.gap_leader_s)) || "–"),
-    fact("Gap ahead", esc(gap(r.gap_ahead_s)) || "–"),
+    fact("Rank", place.rank ? `#${place.rank}` : "–"),
+    fact("Gap to leader", place.rank === 1 ? "leader" : esc(gap(place.gap_leader_s)) || "–"),
+    fact("Gap ahead", esc(gap(place.gap_ahead_s)) || "–"),
     fact("Record pace", r.record_delta
       ? `<span class="record ${r.record_delta_s > 0 ? "behind" : "ahead"}">${esc(r.record_delta)}</span>`
         + `<small> vs ${esc(card?.reference || "record")}</small>`

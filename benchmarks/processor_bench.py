@@ -181,6 +181,19 @@ class Worker:
             return None
         return int(float(found.group(1))) if found else 0
 
+    async def stage_times(self, session: aiohttp.ClientSession) -> dict[str, float]:
+        """Means of the worker's own timings: fix time to processing (fix lag), one input
+        batch, one publish round, one flush (seconds)."""
+        async with session.get(f"http://127.0.0.1:{self.port}/metrics") as resp:
+            text = await resp.text()
+        out = {}
+        for name in ("fix_lag", "batch", "publish", "flush"):
+            total = re.search(rf"^zegama_process_{name}_seconds_sum ([0-9.e+]+)$", text, re.M)
+            count = re.search(rf"^zegama_process_{name}_seconds_count ([0-9.e+]+)$", text, re.M)
+            if total and count and float(count.group(1)):
+                out[name] = round(float(total.group(1)) / float(count.group(1)), 4)
+        return out
+
     async def health(self, session: aiohttp.ClientSession) -> dict[str, Any] | None:
         """The worker's /healthz, None while it does not answer."""
         if self.proc.poll() is not None:
@@ -417,6 +430,7 @@ async def latency(bootstrap: str, source: Path, home: Path, runners: int, rate: 
             stop.set()
             records = await reader
             processed = sum([await w.events(session) or 0 for w in group])
+            stages = await group[0].stage_times(session)
             cpu = sum(cpu_seconds(w.proc.pid) for w in group) - cpu_before
         if profiler is not None:
             profiler.wait(profile_s + 30)
@@ -436,6 +450,7 @@ async def latency(bootstrap: str, source: Path, home: Path, runners: int, rate: 
             "p90_ms": round(percentile(measured, 0.90), 1),
             "p99_ms": round(percentile(measured, 0.99), 1),
             "max_ms": round(max(measured), 1) if measured else None,
+            "first_worker_stage_seconds": stages,
             **({"profile": profile_summary(folder / "pyspy.txt")} if profiler else {})}
 
 

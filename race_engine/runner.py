@@ -501,6 +501,21 @@ class RunnerState:
                 return Split(checkpoint, t, src)
         return None
 
+    def raw_splits(self) -> list[Split]:
+        """Every checkpoint's effective (unclamped) split, in course order (``split``
+        for each checkpoint, in one pass)."""
+        if not (self.gps or self.chip or self.manual):
+            return []
+        out = []
+        for cid in self.layout.ids:
+            if cid in self.manual:
+                out.append(Split(cid, self.manual[cid], "manual"))
+            elif cid in self.chip:
+                out.append(Split(cid, self.chip[cid], "chip"))
+            elif cid in self.gps:
+                out.append(Split(cid, self.gps[cid], "gps"))
+        return out
+
     def splits(self) -> list[Split]:
         """The effective splits in course order, ordered in time.
 
@@ -508,8 +523,7 @@ class RunnerState:
         as given, and a GPS estimate next to one is clamped so the sequence stays
         ordered (e.g. a noisy fix must not put a split after the next chip read).
         """
-        raw = [s for s in (self.split(cid) for cid in self.layout.ids) if s is not None]
-        return ordered_splits(raw)
+        return ordered_splits(self.raw_splits())
 
     def furthest(self) -> int:
         """Index of the furthest checkpoint with a split, -1 when none."""

@@ -81,6 +81,5 @@ class RunnerSummary:
 
 def summarize(r: RunnerState) -> RunnerSummary:
     """The summary of ``r`` now (a copy: later changes to ``r`` do not reach it)."""
-    raw = tuple(s for s in (r.split(cid) for cid in r.layout.ids) if s is not None)
-    return RunnerSummary(r.bib, r.layout, r.status, r.reason, r.last_t, raw,
+    return RunnerSummary(r.bib, r.layout, r.status, r.reason, r.last_t, tuple(r.raw_splits()),
                          array("d", r.a_m), array("q", r.a_t))

@@ -56,7 +56,7 @@ from stream_processors.store import is_chunk_key
 from zegama_live import topics as t
 from zegama_live.records import Codec, RecordError, decode_chip_read, decode_ping, to_builtins
 from zegama_live.records.control import RUNNER_OPS, runner_of
-from zegama_live.records.internal import CommandAudit, RaceCommand, RaceInput, RunnerSummaryRecord
+from zegama_live.records.internal import CommandAudit, RaceCommand, RaceInput, RunnerSummaries
 
 log = logging.getLogger("stream_processors")
 RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes,
@@ -150,6 +150,9 @@ class Topology:
             # A flush writes runner state in bulk; in 16 KB batches (the default) it took
             # dozens of acks=all round trips, and the outputs queued behind them.
             producer_max_batch_size=512 * 1024,
+            # Cards, alerts and summaries go out as many small records: wait 5 ms to send
+            # them in fewer requests (each acks=all round trip costs both ends CPU).
+            producer_linger_ms=5,
         )
         self.runners = RunnerStage(races, Timing(
             tick_ms=settings.tick_ms, track_step_m=settings.track_step_m,
@@ -272,11 +275,11 @@ class Topology:
         await self.board.send(key=msg.race.encode(), value=self.codecs[
             self.board.get_topic_name()].encode(msg))
 
-    async def publish_runners(self, now: int) -> None:
+    async def publish_runners(self, now: int, full: bool = False) -> None:
         # One round at a time: a round's summaries must reach the race-board topic before
         # the next round's (a tail sent ahead of the whole curve it extends would not fit).
         async with self.publishing:
-            records, summaries = self.runners.publish(now)
+            records, summaries = self.runners.publish(now, full)
             for topic, key, value in records:
                 await self.send(topic, key, value)
             for summary in summaries:
@@ -384,9 +387,15 @@ class Topology:
                     log.warning("race input skipped: %s", e)
 
     def on_race_input(self, stage: RaceStage, msg: RaceInput, now: int) -> None:
-        if isinstance(msg, RunnerSummaryRecord):
-            stage.on_summary(msg)
-            self.summaries_dirty.add((msg.race, msg.bib))
+        if isinstance(msg, RunnerSummaries):
+            for summary in msg.runners:
+                try:
+                    stage.on_summary(summary)
+                except EngineInputError as e:  # one bad summary must not hide the others
+                    m.REJECTED.labels(self.board.get_topic_name(), "bad_summary").inc()
+                    log.warning("race %s: summary skipped: %s", msg.race, e)
+                    continue
+                self.summaries_dirty.add((msg.race, summary.bib))
         elif isinstance(msg, RaceCommand):
             stage.on_audit(audit(msg.command, *stage.on_command(msg.command, now), now))
         elif isinstance(msg, CommandAudit):
@@ -436,7 +445,7 @@ class Topology:
             except (UnknownRace, EngineInputError) as e:
                 self.claims.discard((race, bib))
                 log.error("runner %s:%s is unreadable: %s", race, bib, e)
-        await self.publish_runners(wall_ms())
+        await self.publish_runners(wall_ms(), full=True)
         for race in self.races:
             if not self.owns_race(race):
                 continue

@@ -7,12 +7,13 @@ about one runner there, once: map-matching, splits, status, the card (position,
 splits, record pace, projections) and every alert rule. The per-race stage gets only a
 summary per changed runner (race_engine.summary) for ranks and gaps.
 
-``publish`` is called after each batch of input and on a timer. It evaluates the alert
-rules of the runners that changed (of every runner it owns every ``tick_ms``), and
-returns the alert changes and the due cards (at most one per runner per ``card_ms``) as
-output records, and a summary of each changed runner for the per-race stage: the curve
-from the first point that changed, or whole once per ``whole_ms`` and after a runner was
-taken over, so a copy that missed a tail is mended without being asked.
+``publish`` is called after each batch of input (the summaries of the changed runners
+for the per-race stage, and what the input raised at once) and on a timer (the alert
+rules of the runners changed since, of every runner it owns every ``tick_ms``, and the
+due cards, at most one per runner per ``card_ms``). A summary carries the runner's
+progress curve from the first point that changed, or whole once per ``whole_ms`` and
+after a runner was taken over, so a copy that missed a tail is mended without being
+asked.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from stream_processors.sequence import Sequencer
 from stream_processors.store import RunnerStore
 from zegama_live.records import ChipReadRecord, PingRecord
 from zegama_live.records.control import runner_of
-from zegama_live.records.internal import RaceSettings, RunnerSummaryRecord
+from zegama_live.records.internal import RaceSettings, RunnerSummaries, RunnerSummaryRecord
 from zegama_live.topics import ALERTS, RUNNER_UPDATES
 
 Record = tuple[str, str, dict[str, Any]]  # (topic, key, value)
@@ -60,6 +61,7 @@ class RunnerStage:
         self._owned: dict[str, set[str]] = {rid: set() for rid in races}
         self._changed: dict[str, set[str]] = {rid: set() for rid in races}
         self._cards: dict[str, set[str]] = {rid: set() for rid in races}
+        self._unevaluated: dict[str, set[str]] = {rid: set() for rid in races}
         self._card_ms: dict[tuple[str, str], int] = {}
         self._sent: dict[tuple[str, str], int] = {}  # curve points the per-race stage has
         self._whole_ms: dict[tuple[str, str], int] = {}
@@ -121,7 +123,7 @@ class RunnerStage:
             for bib in self._owned[race]:
                 engine.book.forget(bib)
                 engine.runners[bib].journal = None
-            for s in (self._owned, self._changed, self._cards):
+            for s in (self._owned, self._changed, self._cards, self._unevaluated):
                 s[race].clear()
         for d in (self._card_ms, self._sent, self._whole_ms, self._batch):
             d.clear()
@@ -191,29 +193,41 @@ class RunnerStage:
 
     # ---------------------------------------------------------------- output
 
-    def publish(self, wall_ms: int) -> tuple[list[Record], list[RunnerSummaryRecord]]:
-        """The output records due now, and the summaries of the runners that changed."""
-        tick = (self._last_tick_ms is None
-                or wall_ms - self._last_tick_ms >= self.timing.tick_ms)
+    def publish(self, wall_ms: int, full: bool = True) -> tuple[list[Record],
+                                                                 list[RunnerSummaries]]:
+        """The output records due now, and the summaries of the runners that changed
+        (one record per race). After a batch of input (``full`` False) only what is
+        urgent: the summaries, the alerts the input raised itself (an SOS), and stops or
+        excursions wholly inside the new fixes. A full round (the publish timer) also
+        runs the alert rules of the runners changed since the last full round (of every
+        owned runner each ``tick_ms``) and publishes the due cards."""
+        tick = full and (self._last_tick_ms is None
+                         or wall_ms - self._last_tick_ms >= self.timing.tick_ms)
         if tick:
             self._last_tick_ms = wall_ms
         summaries = []
         for race, engine in self.engines.items():
             now = self.now(race, wall_ms)
             changed = self._changed[race]
-            for bib, (lo, hi) in sorted(self._batch.items()):
-                if bib[0] == race:  # a stop or an excursion wholly inside new fixes
-                    self._take_alerts(engine.review(bib[1], lo, hi, now), wall_ms)
-            owned = self._owned[race]
-            self._take_alerts(engine.tick(now, sorted(owned if tick else changed)), wall_ms)
-            for bib in sorted(changed):
-                summaries.append(self._summary(race, bib, wall_ms))
-            self._cards[race] |= changed | (engine.take_dirty() & owned)
+            for key, (lo, hi) in sorted(self._batch.items()):
+                if key[0] == race:  # a stop or an excursion wholly inside new fixes
+                    self._take_alerts(engine.review(key[1], lo, hi, now), wall_ms)
+            if changed:
+                summaries.append(RunnerSummaries(race=race, runners=[
+                    self._summary(race, bib, wall_ms) for bib in sorted(changed)]))
+            self._unevaluated[race] |= changed
             changed.clear()
+            if full:
+                due = self._owned[race] if tick else self._unevaluated[race]
+                self._take_alerts(engine.tick(now, sorted(due)), wall_ms)
+                self._cards[race] |= self._unevaluated[race] | (
+                    engine.take_dirty() & self._owned[race])
+                self._unevaluated[race].clear()
         self._batch.clear()
         out = self._alert_records()
-        for race in self.engines:
-            out += self._due_cards(race, wall_ms)
+        if full:
+            for race in self.engines:
+                out += self._due_cards(race, wall_ms)
         return out, summaries
 
     def _summary(self, race: str, bib: str, wall_ms: int) -> RunnerSummaryRecord:
@@ -233,8 +247,7 @@ class RunnerStage:
         t0 = r.layout.start_ms
         return RunnerSummaryRecord(
             race=race, bib=bib, status=r.status.value, reason=r.reason, last_t=r.last_t,
-            splits=[(s.checkpoint, s.t_ms, s.source)
-                    for s in (r.split(cid) for cid in r.layout.ids) if s is not None],
+            splits=[(s.checkpoint, s.t_ms, s.source) for s in r.raw_splits()],
             start=start, m=[round(x, 2) for x in r.a_m[start:]],
             t=[x - t0 for x in r.a_t[start:]])
 

@@ -13,11 +13,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--schema", metavar="TOPIC", choices=sorted(BY_NAME),
                         help="print the JSON Schema of TOPIC's records and exit")
+    parser.add_argument("--js", action="store_true",
+                        help="write the records' constants for the pages "
+                             "(broadcast/static/js/records.js) and exit")
 
 
 def run(args: argparse.Namespace) -> int:
     import orjson
 
+    if args.js:
+        from zegama_live.records.js import PAGES_MODULE, module_text
+
+        PAGES_MODULE.write_text(module_text())
+        print(f"wrote {PAGES_MODULE}")
+        return 0
     if args.schema:
         schema = BY_NAME[args.schema].codec.schema()
         sys.stdout.write(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode() + "\n")

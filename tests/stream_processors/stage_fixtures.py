@@ -14,7 +14,7 @@ from race_engine.simulate import SimOptions, simulate
 from stream_processors.race_stage import RaceStage
 from stream_processors.runner_stage import RunnerStage, Timing
 from zegama_live.records import PingRecord
-from zegama_live.records.internal import RunnerSummaryRecord
+from zegama_live.records.internal import RunnerSummaries, RunnerSummaryRecord
 
 RACE_DIR = Path(__file__).resolve().parents[2] / "races" / "zegama-2026"
 Record = tuple[str, str, dict[str, Any]]
@@ -32,13 +32,15 @@ class Fed:
     runners: RunnerStage
     records: list[Record] = field(default_factory=list)
     summaries: list[RunnerSummaryRecord] = field(default_factory=list)
+    batches: list[RunnerSummaries] = field(default_factory=list)
     wall: int = 0
 
     def publish(self, wall: int) -> None:
         self.wall = wall
-        records, summaries = self.runners.publish(wall)
+        records, batches = self.runners.publish(wall)
         self.records += records
-        self.summaries += summaries
+        self.batches += batches
+        self.summaries += flat(batches)
 
 
 def fed_race(race: Race, runners: int = 6, seed: int = 3, every: int = 200,
@@ -56,6 +58,11 @@ def fed_race(race: Race, runners: int = 6, seed: int = 3, every: int = 200,
             fed.publish(arrival)
     fed.publish(fed.wall + 1)
     return fed
+
+
+def flat(batches: list[RunnerSummaries]) -> list[RunnerSummaryRecord]:
+    """The summaries of a round's records (one per race)."""
+    return [s for batch in batches for s in batch.runners]
 
 
 def board_of(race: Race, summaries: list[RunnerSummaryRecord]) -> RaceStage:

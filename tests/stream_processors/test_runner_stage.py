@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from stage_fixtures import by_topic, fed_race, ping, zegama
+from stage_fixtures import by_topic, fed_race, flat, ping, zegama
 
 from race_engine.board import build_board
 from race_engine.engine import EngineInputError
@@ -51,8 +51,8 @@ def test_a_card_waits_for_its_interval_and_then_carries_every_change(race) -> No
     stage.on_ping(ping(race, bib, t0, 2_000.0), t0)
     assert [c["bib"] for c in by_topic(stage.publish(t0)[0], RUNNER_UPDATES)] == [bib]
     stage.on_ping(ping(race, bib, t0 + 10_000, 2_030.0), t0 + 500)
-    records, summaries = stage.publish(t0 + 500)
-    assert by_topic(records, RUNNER_UPDATES) == [] and [s.bib for s in summaries] == [bib]
+    records, batches = stage.publish(t0 + 500)
+    assert by_topic(records, RUNNER_UPDATES) == [] and [s.bib for s in flat(batches)] == [bib]
     assert by_topic(stage.publish(t0 + 1_500)[0], RUNNER_UPDATES) == []
     cards = by_topic(stage.publish(t0 + 2_000)[0], RUNNER_UPDATES)
     assert [c["card"]["last_fix_ms"] for c in cards] == [t0 + 10_000]
@@ -72,8 +72,8 @@ def test_runner_commands_say_what_came_of_them(race) -> None:  # type: ignore[no
     dnf = {"op": "dnf", "bib": bib, "reason": "hypothermia", "race": race.id}
     assert stage.on_command(dnf, race.start_ms) == ("applied", None)
     assert stage.on_command(dnf, race.start_ms) == ("unchanged", None)
-    _, summaries = stage.publish(race.start_ms)
-    assert [(s.bib, s.status, s.reason) for s in summaries] == [(bib, "dnf", "hypothermia")]
+    _, batches = stage.publish(race.start_ms)
+    assert [(s.bib, s.status, s.reason) for s in flat(batches)] == [(bib, "dnf", "hypothermia")]
     result, error = stage.on_command({**dnf, "bib": race.entrants[1].bib}, race.start_ms)
     assert result == "rejected" and "not taken over" in (error or "")
 
@@ -165,8 +165,8 @@ def test_a_summary_after_a_take_over_carries_the_whole_curve(race) -> None:  # t
     bib = fed.summaries[-1].bib
     r = fed.runners.engines[race.id].runners[bib]
     fed.runners.take_over(race.id, bib, r.to_dict())
-    _, summaries = fed.runners.publish(fed.wall + 1)
-    whole = next(s for s in summaries if s.bib == bib)
+    _, batches = fed.runners.publish(fed.wall + 1)
+    whole = next(s for s in flat(batches) if s.bib == bib)
     assert whole.start == 0 and len(whole.m) == len(r.a_m)
     assert summarize(r).current() is not None
 

@@ -43,7 +43,7 @@ def published() -> dict[str, list[bytes]]:
     for topic, _, value in records:
         out.setdefault(topic, []).append(BY_NAME[topic].codec.encode(value))
     board, settings = internal_topics("app")[1:3]
-    out[board.name] = [board.codec.encode(s) for s in fed.summaries]
+    out[board.name] = [board.codec.encode(s) for s in fed.batches]
     out[settings.name] = [settings.codec.encode(stage.settings(fed.wall))]
     return out
 
@@ -124,3 +124,11 @@ def test_the_cli_prints_a_topics_schema(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["topics", "--schema", "alerts.v1"]) == 0
     schema = orjson.loads(capsys.readouterr().out)
     assert schema["$defs"]["Alert"]["properties"]["kind"]["enum"][0] == "cutoff_risk"
+
+
+def test_the_pages_module_is_generated_from_the_records() -> None:
+    from zegama_live.records.js import PAGES_MODULE, module_text
+
+    assert PAGES_MODULE.read_text() == module_text(), \
+        "broadcast/static/js/records.js is stale: run `zegama-live topics --js`"
+    assert '"sos","stopped"' in module_text()

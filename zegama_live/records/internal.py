@@ -1,7 +1,7 @@
 """The processors' internal records.
 
-``<app>-race-board`` (key race) carries to the per-race stage what it needs: each
-changed runner's summary (``RunnerSummaryRecord``), the race commands to apply
+``<app>-race-board`` (key race) carries to the per-race stage what it needs: the
+summaries of the runners that changed in a round (``RunnerSummaries``), the race commands to apply
 (``RaceCommand``) and the audit of the runner commands the per-runner stage applied
 (``CommandAudit``). ``<app>-race-settings`` (key race, compacted) carries each race's
 settings that every worker's alert rules need (``RaceSettings``).
@@ -21,11 +21,12 @@ class RaceInput(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     race: str
 
 
-class RunnerSummaryRecord(RaceInput, frozen=True, kw_only=True, tag="summary"):
+class RunnerSummaryRecord(msgspec.Struct, frozen=True, kw_only=True):
     """What the board needs of one runner (race_engine.summary). The curve (the
     runner's progress envelope: metres, and ms since the race start) is carried from
     point ``start`` on; the points before it are the ones sent before."""
 
+    race: str
     bib: str
     status: StatusName
     reason: str
@@ -34,6 +35,12 @@ class RunnerSummaryRecord(RaceInput, frozen=True, kw_only=True, tag="summary"):
     start: int
     m: list[float]
     t: list[int]
+
+
+class RunnerSummaries(RaceInput, frozen=True, kw_only=True, tag="summaries"):
+    """The summaries of one race's runners that changed in one round of a worker."""
+
+    runners: list[RunnerSummaryRecord]
 
 
 class RaceCommand(RaceInput, frozen=True, kw_only=True, tag="command"):
@@ -48,7 +55,7 @@ class CommandAudit(RaceInput, frozen=True, kw_only=True, tag="audit"):
     entry: dict[str, Any]
 
 
-RaceBoardInput = RunnerSummaryRecord | RaceCommand | CommandAudit
+RaceBoardInput = RunnerSummaries | RaceCommand | CommandAudit
 RACE_BOARD_CODEC: Codec[Any] = Codec(RaceBoardInput, "race-board")
 
 

@@ -1,8 +1,9 @@
 // Race control's open alerts: kept from control-channel frames, ordered most urgent first.
 
-/** Kinds, most urgent first (race_engine/alerts.py ORDER). */
-export const ORDER = ["sos", "stopped", "danger_zone", "off_course", "no_fix", "missed_cutoff",
-  "cutoff_risk", "low_battery"];
+import { ALERT_KINDS } from "./records.js";
+
+/** Kinds, most urgent first (declared in race_engine/alerts.py, generated into records.js). */
+export const ORDER = ALERT_KINDS;
 
 export const KIND_LABEL = {
   sos: "SOS", stopped: "Stopped", danger_zone: "Danger zone", off_course: "Off course",

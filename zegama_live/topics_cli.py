@@ -13,6 +13,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--schema", metavar="TOPIC", choices=sorted(BY_NAME),
                         help="print the JSON Schema of TOPIC's records and exit")
+    parser.add_argument("--openapi", action="store_true",
+                        help="write the records' schemas into the feed's OpenAPI document "
+                             "(docs/openapi/feed.json) and exit")
     parser.add_argument("--js", action="store_true",
                         help="write the records' constants for the pages "
                              "(broadcast/static/js/records.js) and exit")
@@ -21,6 +24,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import orjson
 
+    if args.openapi:
+        from zegama_live.records.openapi import FEED_OPENAPI, write_feed_openapi
+
+        write_feed_openapi()
+        print(f"wrote {FEED_OPENAPI}")
+        return 0
     if args.js:
         from zegama_live.records.js import PAGES_MODULE, module_text
 

@@ -132,3 +132,19 @@ def test_the_pages_module_is_generated_from_the_records() -> None:
     assert PAGES_MODULE.read_text() == module_text(), \
         "broadcast/static/js/records.js is stale: run `zegama-live topics --js`"
     assert '"sos","stopped"' in module_text()
+
+
+def test_the_feeds_openapi_document_takes_its_shapes_from_the_records() -> None:
+    import copy
+    import json
+
+    from zegama_live.records.openapi import FEED_OPENAPI, feed_components, with_records
+
+    doc = json.loads(FEED_OPENAPI.read_text())
+    generated = feed_components()
+    assert {"Board", "Row", "Card", "Eta", "Alert"} <= set(generated)
+    for name, schema in generated.items():
+        assert doc["components"]["schemas"][name] == schema, \
+            f"docs/openapi/feed.json's {name} differs from the record: run " \
+            "`zegama-live topics --openapi`"
+    assert with_records(copy.deepcopy(doc)) == doc

@@ -32,7 +32,7 @@ class Struct(msgspec.Struct, frozen=True, kw_only=True):
     """Base of the output records (frozen, fields by name)."""
 
 
-class Runner(Struct, kw_only=True):
+class RunnerIdentity(Struct, kw_only=True):
     """Who a runner is and their status, in a board row and on a card."""
 
     bib: str
@@ -44,7 +44,7 @@ class Runner(Struct, kw_only=True):
     reason: str
 
 
-class Row(Runner, kw_only=True):
+class Row(RunnerIdentity, kw_only=True):
     """A runner's line on the board."""
 
     rank: int | None
@@ -152,7 +152,7 @@ class Eta(Struct, kw_only=True):
     model: str
 
 
-class Card(Runner, kw_only=True):
+class Card(RunnerIdentity, kw_only=True):
     """A runner's public card (``RaceEngine.runner_view``)."""
 
     v: Literal[1] = 1

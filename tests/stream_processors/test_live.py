@@ -227,9 +227,9 @@ async def test_control_commands_change_what_is_published_and_survive_a_restart( 
 
 async def test_two_races_at_once_spread_over_two_workers(  # type: ignore[no-untyped-def]
         kafka_bootstrap, race, pings, expected, tmp_path):
-    """A second race (the example loop, renamed so its board falls on another partition)
-    beside Zegama: each race's board is made by one of the two workers, and both
-    races' splits equal replay's."""
+    """A second race (the example loop, renamed so its board falls on another partition
+    of the per-race topic) beside Zegama, on two workers: each race's board is made by
+    exactly one worker, and both races' splits equal replay's."""
     other_dir = tmp_path / "keswick-2026"
     shutil.copytree(RACE_DIR.parent / "example-loop", other_dir)
     other = load_race(other_dir)
@@ -249,15 +249,17 @@ async def test_two_races_at_once_spread_over_two_workers(  # type: ignore[no-unt
             return [i["owns_races"] for i in info] if parts == list(range(6)) and all(
                 i["pings_partitions"] for i in info) else None
 
-        owners = await wait_for(both_joined, 180, "both workers to share the partitions")
+        await wait_for(both_joined, 180, "both workers to share the partitions")
         await produce(kafka_bootstrap, PINGS, [(k, v) for k, v, _ in pings + other_pings])
         got = await live_splits(kafka_bootstrap, race.id, len(expected))
         got_other = await live_splits(kafka_bootstrap, other.id, len(other_expected))
+        owners = await wait_for(both_joined, 60, "the workers' health")
     finally:
         for w in workers:
             w.stop()
     events = "\n".join(f"worker {n}:\n{w.events()}" for n, w in enumerate(workers, 1))
     assert got == expected, events
     assert got_other == other_expected and len(other_expected) > 10, events
-    assert sorted(r for o in owners for r in o) == sorted([race.id, other.id])
-    assert all(len(o) == 1 for o in owners), owners  # one race's board on each worker
+    # Each race's board is made by exactly one worker (where the races' partitions of
+    # the per-race topic landed decides whether that is the same worker).
+    assert sorted(r for o in owners for r in o) == sorted([race.id, other.id]), owners

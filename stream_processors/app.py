@@ -45,6 +45,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from race_engine.engine import EngineInputError
 from race_engine.model import Race
+from race_engine.runner import Layout
 from stream_processors import metrics as m
 from stream_processors import summary_store
 from stream_processors.commands import CommandError, audit, check, decode_command
@@ -165,6 +166,7 @@ class Topology:
         self.codecs: dict[str, Codec[Any]] = {commands.name: commands.codec,
                                               board.name: board.codec}
         self.inputs = app.topic(t.PINGS, t.CHIP_READS, **RAW)
+        self.control = app.topic(t.CONTROL, **RAW)
         self.commands = app.topic(commands.name, partitions=commands.partitions,
                                   internal=True, **RAW)
         self.board = app.topic(board.name, partitions=board.partitions, internal=True, **RAW)
@@ -197,7 +199,7 @@ class Topology:
         app, s = self.app, self.settings
         app.agent(self.inputs, name="per_runner")(self.per_runner)
         app.agent(self.commands, name="per_runner_commands")(self.per_runner_commands)
-        app.agent(self.outputs_control(), name="router")(self.router)
+        app.agent(self.control, name="router")(self.router)
         app.agent(self.board, name="per_race")(self.per_race)
         app.timer(s.publish_ms / 1000.0, name="publish")(self.publish)
         app.timer(s.flush_ms / 1000.0, name="flush")(self.flush)
@@ -213,9 +215,6 @@ class Topology:
             return web.json(health())
 
         app.page("/healthz")(healthz)
-
-    def outputs_control(self) -> Any:
-        return self.app.topic(t.CONTROL, **RAW)
 
     # ---------------------------------------------------------------- helpers
 
@@ -410,7 +409,7 @@ class Topology:
         saved = {k: stored(v) for k, v in self.summary_table.items()
                  if k.startswith(prefix) and v is not None}
         summaries = []
-        layout = RaceStage(self.races[race]).layout
+        layout = Layout.from_race(self.races[race])
         for key, head in saved.items():
             if is_chunk_key(key):
                 continue

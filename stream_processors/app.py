@@ -47,7 +47,7 @@ from race_engine.engine import EngineInputError
 from race_engine.model import Race
 from race_engine.runner import Layout
 from stream_processors import metrics as m
-from stream_processors import summary_store
+from stream_processors import summary_store, transport
 from stream_processors.commands import CommandError, audit, check, decode_command
 from stream_processors.race_stage import RaceStage
 from stream_processors.race_stage import Timing as RaceTiming
@@ -120,6 +120,50 @@ class Held:
         self.events.clear()
 
 
+WRITE_STEP_S = 0.05
+BOARD_SHARE = 0.2  # most of a worker's time building one race's boards
+
+
+class Writes:
+    """One round of table writes, spread over steps.
+
+    Faust sends a table's changelog records through its producer buffer, and while that
+    buffer holds more than ``max_messages`` (100) every input record waits for it to
+    drain: writing 500 runners at once stalled input by 200-400 ms every flush. So a
+    round is written a buffer's worth at a time. The input held when the round starts
+    is acknowledged when the round ends: by then every runner it changed is written
+    (with its state at the time of writing, which may include later input: that is
+    held for the next round, and processing it again changes nothing).
+    """
+
+    def __init__(self) -> None:
+        self.runners: dict[tuple[str, str], Event] = {}
+        self.summaries: set[tuple[str, str]] = set()
+        self.held_runners, self.held_races = Held(), Held()
+        self.active = False
+        self.started_at = 0.0
+
+    def start(self, now: float, runners: dict[tuple[str, str], Event],
+              summaries: set[tuple[str, str]], held_runners: Held,
+              held_races: Held) -> None:
+        self.runners, self.summaries = runners, summaries
+        self.held_runners.events, held_runners.events = held_runners.events, []
+        self.held_races.events, held_races.events = held_races.events, []
+        self.active = True
+        self.started_at = now
+
+    def finish(self, consumer: Any) -> None:
+        self.held_runners.release(consumer)
+        self.held_races.release(consumer)
+        self.active = False
+
+    def drop(self) -> None:
+        self.runners, self.summaries = {}, set()
+        self.held_runners.drop()
+        self.held_races.drop()
+        self.active = False
+
+
 class Topology:
     """The worker: its topics, tables and stages, and the agents that connect them."""
 
@@ -155,6 +199,7 @@ class Topology:
             # them in fewer requests (each acks=all round trip costs both ends CPU).
             producer_linger_ms=5,
         )
+        transport.install(app, settings.fetch_wait_ms)
         self.runners = RunnerStage(races, Timing(
             tick_ms=settings.tick_ms, track_step_m=settings.track_step_m,
             card_ms=settings.card_every_ms, whole_ms=settings.whole_every_ms))
@@ -172,8 +217,7 @@ class Topology:
         self.board = app.topic(board.name, partitions=board.partitions, internal=True, **RAW)
         declared = [t.BY_NAME[name] for name in
                     (t.STANDINGS, t.RUNNER_UPDATES, t.ALERTS, t.CONTROL_LOG)]
-        self.outputs = {d.name: (app.topic(d.name, **RAW), d.codec)
-                        for d in (*declared, race_settings)}
+        self.outputs = {d.name: d.codec for d in (*declared, race_settings)}
         # Keys and values are bytes in the changelog (the schema) and in the local store
         # (the key and value types: without them Faust's store decodes keys as JSON, and
         # a worker that recovers a table from its changelog cannot read it back).
@@ -184,7 +228,11 @@ class Topology:
                                        **table_args)
         self.race_table = app.Table("races", partitions=board.partitions, **table_args)
         self.held_runners, self.held_races = Held(), Held()
+        self.writes = Writes()
         self.publishing = asyncio.Lock()
+        self.race_locks: dict[str, asyncio.Lock] = {}
+        self.race_published: dict[str, int] = {}  # wall ms of each race's latest round
+        self.race_gap: dict[str, int] = {}  # ms from a race's round to its next
         self.runner_events: dict[tuple[str, str], Event] = {}  # latest event per runner
         self.race_events: dict[str, Event] = {}  # latest event per race
         self.summaries_dirty: set[tuple[str, str]] = set()
@@ -202,7 +250,7 @@ class Topology:
         app.agent(self.control, name="router")(self.router)
         app.agent(self.board, name="per_race")(self.per_race)
         app.timer(s.publish_ms / 1000.0, name="publish")(self.publish)
-        app.timer(s.flush_ms / 1000.0, name="flush")(self.flush)
+        app.timer(WRITE_STEP_S, name="flush")(self.flush)
         app.timer(5.0, name="gauges")(self.gauges)
         app.task(self.follow_settings)
         app.on_partitions_revoked.connect(self.on_revoked)
@@ -265,14 +313,20 @@ class Topology:
         self.runners.take_over(race, bib, state)
         self.claims.discard((race, bib))
 
+    async def produce(self, topic: str, key: bytes, value: bytes) -> None:
+        """Hand a record to the producer (Faust's producer API, not a topic's ``send``:
+        the topic's message and callback machinery cost more than the record itself,
+        and a publish round sends hundreds). Kafka's default partitioner places it, as
+        for every other producer of these topics."""
+        await self.app.producer.send(topic, key, value, None, None, None)
+
     async def send(self, topic: str, key: str, value: Any) -> None:
-        out, codec = self.outputs[topic]
-        await out.send(key=key.encode(), value=codec.encode(value))
+        await self.produce(topic, key.encode(), self.outputs[topic].encode(value))
         m.PUBLISHED.labels(topic).inc()
 
     async def to_race(self, msg: RaceInput) -> None:
-        await self.board.send(key=msg.race.encode(), value=self.codecs[
-            self.board.get_topic_name()].encode(msg))
+        name = self.board.get_topic_name()
+        await self.produce(name, msg.race.encode(), self.codecs[name].encode(msg))
 
     async def publish_runners(self, now: int, full: bool = False) -> None:
         # One round at a time: a round's summaries must reach the race-board topic before
@@ -367,6 +421,7 @@ class Topology:
         within = self.settings.batch_within_ms / 1000.0
         async for events in stream.take_events(self.settings.batch_max, within):
             now = wall_ms()
+            touched: set[str] = set()
             for ev in events:
                 if not self.current(ev):
                     continue
@@ -379,11 +434,17 @@ class Topology:
                         m.REJECTED.labels(ev.message.topic, "unknown_race").inc()
                     continue
                 self.race_events[stage.race.id] = ev
+                touched.add(stage.race.id)
                 try:
                     self.on_race_input(stage, msg, now)
                 except EngineInputError as e:
                     m.REJECTED.labels(ev.message.topic, "bad_summary").inc()
                     log.warning("race input skipped: %s", e)
+            # Publish at once rather than at the next timer round, unless the race had a
+            # round less than --publish-ms ago (then the timer's next round carries it).
+            for race in sorted(touched):
+                if self.race_due(race, now):
+                    await self.publish_race(race)
 
     def on_race_input(self, stage: RaceStage, msg: RaceInput, now: int) -> None:
         if isinstance(msg, RunnerSummaries):
@@ -446,19 +507,34 @@ class Topology:
                 log.error("runner %s:%s is unreadable: %s", race, bib, e)
         await self.publish_runners(wall_ms(), full=True)
         for race in self.races:
-            if not self.owns_race(race):
-                continue
-            stage = self.stage_for(race)
-            if stage is None:
-                continue
+            if self.owns_race(race) and self.race_due(race, wall_ms()):
+                await self.publish_race(race)
+
+    def race_due(self, race: str, now: int) -> bool:
+        """Whether the race's next round is due: ``--publish-ms`` after its latest, and
+        at least ``BOARD_SHARE`` of the time between rounds left to other work (a big
+        field's board takes longer to build: it is then published less often)."""
+        return now - self.race_published.get(race, 0) >= self.race_gap.get(
+            race, self.settings.publish_ms)
+
+    async def publish_race(self, race: str) -> None:
+        """The race's standings, audits and settings that are due, once a stage holds it.
+        One round per race at a time, so its records go out in sequence order."""
+        stage = self.stage_for(race)
+        if stage is None:
+            return
+        async with self.race_locks.setdefault(race, asyncio.Lock()):
             started = time.perf_counter()
             now = wall_ms()
+            self.race_published[race] = now
             try:
                 records = stage.publish(now)
                 settings = stage.settings(now)
             except Exception:  # one bad round must not stop the worker or other races
                 log.exception("race %s: publish round failed; the next round retries", race)
-                continue
+                return
+            self.race_gap[race] = max(self.settings.publish_ms, round(
+                (time.perf_counter() - started) * 1000 / BOARD_SHARE))
             for topic, key, value in records:
                 await self.send(topic, key, value)
             if settings is not None:
@@ -471,23 +547,37 @@ class Topology:
             m.PUBLISH.observe(time.perf_counter() - started)
 
     async def flush(self) -> None:
-        """Write what changed to the tables, then let its input be committed. No await
-        inside: the agents cannot change state half-way through."""
+        """Every ``--flush-ms``, start writing what changed to the tables; a step every
+        ``WRITE_STEP_S`` writes as much as Faust's producer buffer takes without
+        stalling input (``Writes``); when all is written, the input the writes cover is
+        acknowledged. No await inside a step: the agents cannot change state half-way
+        through one."""
         if self.app.rebalancing:
             return
+        now = time.monotonic()
+        if not self.writes.active and now - self.writes.started_at >= \
+                self.settings.flush_ms / 1000.0:
+            self.writes.start(now, self.runner_events, self.summaries_dirty,
+                              self.held_runners, self.held_races)
+            self.runner_events, self.summaries_dirty = {}, set()
+        if not self.writes.active:
+            return
         started = time.perf_counter()
+        buffer = self.app.producer.buffer
+        budget = int(buffer.max_messages * 0.8) - buffer.size
         written = 0
-        for (race, bib), ev in self.runner_events.items():
+        while budget > 0 and self.writes.runners:
+            (race, bib), ev = self.writes.runners.popitem()
             if self.runners.owns(race, bib):
                 with event_context(ev):
                     for k, v in self.runners.writes(race, bib):
                         self.runner_table[k] = v
                         written += len(v)
-        self.runner_events.clear()
-        self.held_runners.release(self.app.consumer)
-        for race, bib in self.summaries_dirty:
+                        budget -= 1
+        while budget > 0 and self.writes.summaries:
+            race, bib = self.writes.summaries.pop()
             stage, ev = self.stages.get(race), self.race_events.get(race)
-            if stage is None or ev is None:
+            if stage is None or ev is None or bib not in stage.summaries:
                 continue
             key = f"{race}:{bib}".encode()
             with event_context(ev):
@@ -495,9 +585,11 @@ class Topology:
                                                  stage.changed_from.pop(bib, 0)):
                     self.summary_table[k] = v
                     written += len(v)
-        self.summaries_dirty.clear()
-        self.held_races.release(self.app.consumer)
-        m.FLUSH.observe(time.perf_counter() - started)
+                    budget -= 1
+        if not self.writes.runners and not self.writes.summaries:
+            self.writes.finish(self.app.consumer)
+            m.FLUSH.observe(now - self.writes.started_at)
+        m.FLUSH_STEP.observe(time.perf_counter() - started)
         m.FLUSH_BYTES.inc(written)
 
     async def gauges(self) -> None:
@@ -550,11 +642,13 @@ class Topology:
         self.fresh_from = self.app.consumer_generation_id + 1
         self.runners.forget()
         self.stages.clear()
+        self.race_published.clear()
         self.runner_events.clear()
         self.summaries_dirty.clear()
         self.claims.clear()
         self.held_runners.drop()
         self.held_races.drop()
+        self.writes.drop()
         self.assigned_at = time.monotonic()
 
     async def on_rebalanced(self, sender: Any, **kwargs: Any) -> None:

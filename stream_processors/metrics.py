@@ -33,9 +33,15 @@ RECOVERY = Gauge("zegama_process_recovery_seconds",
 ALERTS_OPEN = Gauge("zegama_process_alerts_open", "Open alerts, by race and kind",
                     ["race", "kind"], registry=REGISTRY)
 FLUSH = Histogram("zegama_process_flush_seconds",
-                  "Time to write the changed runners to the tables (one flush)",
-                  buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+                  "Wall time of one round of table writes, from its start to the input "
+                  "it covers acknowledged",
+                  buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
                   registry=REGISTRY)
+FLUSH_STEP = Histogram("zegama_process_flush_step_seconds",
+                       "Time of one step of table writes (the worker does nothing else "
+                       "meanwhile)",
+                       buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+                       registry=REGISTRY)
 FLUSH_BYTES = Counter("zegama_process_flush_bytes_total",
                       "Bytes of runner state written to the tables", registry=REGISTRY)
 TORN = Gauge("zegama_process_torn_summaries",

@@ -31,14 +31,15 @@ class ProcessSettings:
     data_dir: Path = Path("var/process")
     web_host: str = "127.0.0.1"
     web_port: int = 6066
-    publish_ms: int = 500
+    publish_ms: int = 100
     snapshot_every_s: float = 10.0
     tick_ms: int = 5_000
     track_step_m: float = 250.0
     card_every_ms: int = 2_000
     whole_every_ms: int = 120_000
     batch_max: int = 2_000
-    batch_within_ms: int = 100
+    batch_within_ms: int = 20
+    fetch_wait_ms: int = 20
     commit_interval_s: float = 1.0
     flush_ms: int = 2_000
     standby_replicas: int = 0
@@ -74,6 +75,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("batch_max", "ZEGAMA_PROCESS_BATCH_MAX", "most input records in one batch", int),
     Option("batch_within_ms", "ZEGAMA_PROCESS_BATCH_WITHIN_MS",
            "longest wait to fill a batch (ms)", int),
+    Option("fetch_wait_ms", "ZEGAMA_PROCESS_FETCH_WAIT_MS",
+           "longest a fetch waits at the broker for new records (ms); new fixes can "
+           "queue behind a fetch this long", int),
     Option("commit_interval_s", "ZEGAMA_PROCESS_COMMIT_INTERVAL_S",
            "how often consumed offsets are committed (s)", float),
     Option("flush_ms", "ZEGAMA_PROCESS_FLUSH_MS",
@@ -97,6 +101,6 @@ def load(args: argparse.Namespace | None = None,
     if not s.races:
         raise SettingsError("no race folder: pass --races or set ZEGAMA_RACES")
     config.check_positive(s, ("publish_ms", "tick_ms", "batch_max", "batch_within_ms",
-                              "flush_ms", "card_every_ms"))
+                              "flush_ms", "card_every_ms", "fetch_wait_ms"))
     config.check_ports(s, ("web_port",))
     return s

@@ -31,7 +31,7 @@ class ProcessSettings:
     data_dir: Path = Path("var/process")
     web_host: str = "127.0.0.1"
     web_port: int = 6066
-    publish_ms: int = 100
+    publish_ms: int = 50
     snapshot_every_s: float = 10.0
     tick_ms: int = 5_000
     track_step_m: float = 250.0

@@ -7,7 +7,7 @@
                                     ▼   ▼
                       <app>-race-board (6 partitions, key race)
                                     ▼
-                      per-race stage (tables "race-summaries", "races"), on a timer:
+                      per-race stage (tables "race-summaries", "races"), after each batch:
                       standings.v1, control-log.v1; <app>-race-settings ─► every worker
 
 Everything about a runner is keyed ``race:bib``, so the per-runner topics are
@@ -18,8 +18,8 @@ are keyed by race, so many races spread over workers. Every worker reads the rac
 settings (weather alerts, device reassignments) whole, for the alert rules of the
 runners it owns.
 
-Tables are written every ``--flush-ms`` for what changed, each entry under the latest
-event of its partition. Input events are held unacknowledged until the tables hold
+Tables are written every ``--flush-ms`` for what changed, in steps (``Writes``), each
+entry under the latest event of its partition. Input events are held unacknowledged until the tables hold
 their effects, so the committed offsets never run ahead of the stored state: after a
 crash, input is processed again from there, which changes nothing twice (fixes are
 deduplicated by time, summaries are absolute values).

@@ -19,10 +19,10 @@ settings (weather alerts, device reassignments) whole, for the alert rules of th
 runners it owns.
 
 Tables are written every ``--flush-ms`` for what changed, in steps (``Writes``), each
-entry under the latest event of its partition. Input events are held unacknowledged until the tables hold
-their effects, so the committed offsets never run ahead of the stored state: after a
-crash, input is processed again from there, which changes nothing twice (fixes are
-deduplicated by time, summaries are absolute values).
+entry under the latest event of its partition. Input events are held unacknowledged
+until the tables hold their effects, so the committed offsets never run ahead of the
+stored state: after a crash, input is processed again from there, which changes
+nothing twice (fixes are deduplicated by time, summaries are absolute values).
 """
 
 from __future__ import annotations

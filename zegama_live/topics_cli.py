@@ -16,6 +16,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--openapi", action="store_true",
                         help="write the records' schemas into the feed's OpenAPI document "
                              "(docs/openapi/feed.json) and exit")
+    parser.add_argument("--websocket", action="store_true",
+                        help="write the websocket protocol's JSON Schema "
+                             "(docs/websocket.schema.json) and exit")
     parser.add_argument("--js", action="store_true",
                         help="write the records' constants for the pages "
                              "(broadcast/static/js/records.js) and exit")
@@ -29,6 +32,12 @@ def run(args: argparse.Namespace) -> int:
 
         write_feed_openapi()
         print(f"wrote {FEED_OPENAPI}")
+        return 0
+    if args.websocket:
+        from zegama_live.records.websocket import WEBSOCKET_SCHEMA, write_schema
+
+        write_schema()
+        print(f"wrote {WEBSOCKET_SCHEMA}")
         return 0
     if args.js:
         from zegama_live.records.js import PAGES_MODULE, module_text

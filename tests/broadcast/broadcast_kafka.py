@@ -17,6 +17,7 @@ from broadcast_records import race_copy
 
 from broadcast.app import Broadcaster
 from broadcast.settings import BroadcastSettings
+from zegama_live.records.websocket import decode_frame
 
 FEED_KEY = "k-media-0123456789"
 TOKEN = "t-maite-0123456789"
@@ -64,9 +65,11 @@ async def produce(p: AIOKafkaProducer, records: Iterable[tuple[str, str, Json]])
 
 
 async def receive(ws: websockets.ClientConnection, timeout: float = 10.0) -> Json:
-    """The next JSON frame (heartbeats skipped)."""
+    """The next JSON frame (heartbeats skipped), checked against the protocol's records."""
     while True:
-        frame = orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
+        raw = await asyncio.wait_for(ws.recv(), timeout)
+        decode_frame(raw)
+        frame = orjson.loads(raw)
         if frame.get("type") != "heartbeat":
             return frame  # type: ignore[no-any-return]
 

@@ -24,6 +24,7 @@ from broadcast_kafka import (
 )
 from broadcast_records import RaceRecords
 
+from zegama_live.records.websocket import decode_frame
 from zegama_live.topics import CONTROL, STANDINGS
 
 pytestmark = pytest.mark.integration
@@ -229,7 +230,9 @@ async def test_requests_are_answered_and_heartbeats_come(kafka_bootstrap, tmp_pa
         assert (snap["type"], snap["seq"], snap["data"]) == ("snapshot", 0, {"runners": {}})
         await send(ws, {"op": "unsubscribe", "channel": f"flow:{rid}"})
         assert await receive(ws) == {"type": "unsubscribed", "channel": f"flow:{rid}"}
-        beat = orjson.loads(await asyncio.wait_for(ws.recv(), 2))
+        raw = await asyncio.wait_for(ws.recv(), 2)
+        assert type(decode_frame(raw)).__name__ == "Heartbeat"
+        beat = orjson.loads(raw)
         assert beat["type"] == "heartbeat" and abs(beat["t_ms"] - time.time() * 1000) < 5000
 
 

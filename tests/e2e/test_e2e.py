@@ -30,6 +30,7 @@ from race_engine.racefolder import load_race
 from race_engine.replay import final_splits, replay
 from race_engine.simulate import SimOptions, simulate
 from zegama_live.demo_player import Ingest, Progress, play, schedule, shift, shifted_race
+from zegama_live.records.websocket import decode_frame
 from zegama_live.service import stop_child
 from zegama_live.topics import ALERTS
 
@@ -108,6 +109,7 @@ class Spectator:
             await ws.send(orjson.dumps({"op": "subscribe",
                                         "channel": f"standings:{self.race}"}).decode())
             async for raw in ws:
+                decode_frame(raw)  # every frame fits the protocol's records
                 self.apply(orjson.loads(raw))
 
     def apply(self, frame: Json) -> None:
@@ -139,6 +141,7 @@ async def race_control(url: str, race: str, command: Json) -> Json:
         await ws.send(orjson.dumps({"op": "command", "race": race,
                                     "command": command}).decode())
         async for raw in ws:
+            decode_frame(raw)
             frame = orjson.loads(raw)
             if frame.get("type") in ("ack", "error"):
                 return dict(frame)

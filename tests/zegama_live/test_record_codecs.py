@@ -148,3 +148,36 @@ def test_the_feeds_openapi_document_takes_its_shapes_from_the_records() -> None:
             f"docs/openapi/feed.json's {name} differs from the record: run " \
             "`zegama-live topics --openapi`"
     assert with_records(copy.deepcopy(doc)) == doc
+
+
+def test_the_websocket_schema_document_is_generated_from_the_records() -> None:
+    from zegama_live.records.websocket import WEBSOCKET_SCHEMA, schema
+
+    doc = orjson.loads(WEBSOCKET_SCHEMA.read_bytes())
+    assert doc == orjson.loads(orjson.dumps(schema())), \
+        "docs/websocket.schema.json is stale: run `zegama-live topics --websocket`"
+    assert {"requests", "messages", "standings update", "control snapshot"} <= \
+        set(doc["properties"])
+
+
+def test_a_websocket_frame_whose_data_does_not_fit_its_channel_is_refused() -> None:
+    from zegama_live.records.websocket import REQUEST_CODEC, decode_frame
+
+    flow = {"type": "update", "channel": "flow:zegama-2026", "seq": 9,
+            "data": {"runners": {"7": {"name": "A", "status": "running", "from": 3,
+                                       "points": [[60.0, 250.0]]}}}}
+    assert decode_frame(orjson.dumps(flow)).seq == 9
+    flow["data"]["runners"]["7"]["from"] = "3"
+    with pytest.raises(RecordError, match=r"\$\.data\.runners\[\.\.\.\]\.from"):
+        decode_frame(orjson.dumps(flow))
+    # the documented empty forms before anything is published
+    assert decode_frame(b'{"type":"snapshot","channel":"standings:r","seq":0,"data":{}}')
+    with pytest.raises(RecordError, match="runners"):
+        decode_frame(b'{"type":"snapshot","channel":"flow:r","seq":0,"data":{}}')
+    with pytest.raises(RecordError, match="code"):
+        decode_frame(b'{"type":"error","code":"oops","message":"m"}')
+    with pytest.raises(RecordError, match="bib"):  # an ack's command is a control.v1 record
+        decode_frame(orjson.dumps({"type": "ack", "id": "c-1", "command": {
+            "v": 1, "race": "r", "id": "c-1", "op": "dnf", "by": "control:a", "at_ms": 1}}))
+    sub = REQUEST_CODEC.decode(b'{"op":"subscribe","channel":"standings:r","top":10}')
+    assert (sub.channel, sub.top, sub.since) == ("standings:r", 10, None)

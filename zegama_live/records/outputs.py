@@ -107,10 +107,10 @@ class StandingsSnapshot(Struct, kw_only=True, tag_field="type", tag="snapshot"):
     board: Board
 
 
-class StandingsUpdate(Struct, kw_only=True, tag_field="type", tag="update"):
-    """What changed since the standings record ``base_seq`` (docs/streams.md)."""
+class StandingsChange(Struct, kw_only=True):
+    """What changed since the standings record ``base_seq`` (docs/streams.md): a
+    ``standings.v1`` update without its ``v`` and ``type``, as the websocket carries it."""
 
-    v: Literal[1] = 1
     race: str
     seq: int
     base_seq: int | None
@@ -120,6 +120,10 @@ class StandingsUpdate(Struct, kw_only=True, tag_field="type", tag="update"):
     rows: list[Row]
     checkpoints: list[CheckpointSplits]
     finishers: list[Finisher] | msgspec.UnsetType = msgspec.UNSET  # present when changed
+
+
+class StandingsUpdate(StandingsChange, kw_only=True, tag_field="type", tag="update"):
+    v: Literal[1] = 1
 
 
 Standings = StandingsSnapshot | StandingsUpdate

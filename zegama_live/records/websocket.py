@@ -24,10 +24,8 @@ from zegama_live.records.outputs import (
     Board,
     Card,
     CheckpointSplit,
-    CheckpointSplits,
-    Finisher,
     Point,
-    Row,
+    StandingsChange,
     StatusName,
 )
 
@@ -119,21 +117,6 @@ MESSAGE_CODEC: Codec[Any] = Codec(Messages, "websocket message")
 
 class Data(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of a channel frame's ``data``."""
-
-
-class StandingsUpdate(Data, frozen=True, kw_only=True):
-    """A ``standings.v1`` update minus ``v`` and ``type``; with ``top``, ``order`` and
-    ``rows`` only the first N."""
-
-    race: str
-    seq: int
-    base_seq: int | None
-    generated_ms: int
-    leader: str | None
-    order: list[str]
-    rows: list[Row]
-    checkpoints: list[CheckpointSplits]
-    finishers: list[Finisher] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ChannelCheckpoint(Data, frozen=True, kw_only=True):
@@ -228,7 +211,7 @@ class ControlUpdate(Data, frozen=True, kw_only=True):
 
 CHANNEL_DATA: dict[tuple[str, str], Any] = {
     ("standings", "snapshot"): Board,  # or {} before the race's first standings record
-    ("standings", "update"): StandingsUpdate,
+    ("standings", "update"): StandingsChange,  # with top: the first N of order and rows
     ("runner", "snapshot"): RunnerCard,
     ("runner", "update"): RunnerCard,
     ("checkpoint", "snapshot"): CheckpointFrame,

@@ -43,7 +43,8 @@ class Broadcaster:
                 raise ValueError(f"race {race.id} is given twice (--race {folder})")
             self.races[race.id] = race
         self.views = {rid: RaceView(race) for rid, race in self.races.items()}
-        self.hub = Hub(self.views, settings.resume_s, settings.resume_frames)
+        self.hub = Hub(self.views, settings.resume_s, settings.resume_frames,
+                       settings.max_channels)
         self.credentials = Credentials(settings.feed_keys, settings.control_tokens)
         self.follower = Follower(settings.bootstrap, self.views)
         self.metrics = BroadcastMetrics(lag=self.follower.lag)

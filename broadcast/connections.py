@@ -227,6 +227,7 @@ class WebsocketServer:
                 log.exception("a fan-out tick failed; the next one carries on")
                 continue
             self.metrics.frames_encoded.inc(stats.frames_encoded)
+            self.metrics.channels.set(len(self.hub.channels))
             self.metrics.dropped.inc(stats.dropped)
             for conn in touched:
                 conn.wake.set()  # type: ignore[attr-defined]

@@ -4,6 +4,11 @@
 per channel, encoded once, and queues the same bytes in every subscriber's outbox. New
 subscriptions are answered in the tick too, after the updates, so the snapshot (or the
 replayed updates) and the frames that follow line up exactly by ``seq``.
+
+A channel is computed only while someone listens: it is made by its first
+subscription, kept for ``resume_s`` after its last subscriber left (a client that comes
+back within that time resumes with ``since``), then dropped. At most ``max_channels``
+exist at once (docs/broadcast.md).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from broadcast.views import RaceView
 
 Key = tuple[str, int | None]  # channel name, top
 MAX_SUBSCRIPTIONS = 64
+MAX_CHANNELS = 10_000
 
 
 @dataclass(eq=False)
@@ -41,11 +47,13 @@ class Hub:
     """Every channel of every race served, and who listens to which."""
 
     def __init__(self, views: dict[str, RaceView], resume_s: float = 60.0,
-                 resume_frames: int = 256) -> None:
+                 resume_frames: int = 256, max_channels: int = MAX_CHANNELS) -> None:
         self.views = views
         self.resume_s = resume_s
         self.resume_frames = resume_frames
+        self.max_channels = max_channels
         self.channels: dict[Key, Channel] = {}
+        self._idle: dict[Key, float] = {}  # channel -> when its last subscriber left
         self._by_race: dict[str, list[Channel]] = {race: [] for race in views}
         self._requests: list[tuple[Subscriber, Key, int | None]] = []
 
@@ -64,6 +72,11 @@ class Hub:
         if view is None:
             raise ChannelError("unknown_race", f"race {race!r} is not served here; races: "
                                f"{', '.join(sorted(self.views))}")
+        if len(self.channels) >= self.max_channels:
+            raise ChannelError("too_many_channels",
+                               f"this broadcaster serves at most {self.max_channels} "
+                               "distinct channels at once; subscribe to one already "
+                               "served (e.g. standings without top) or try again later")
         made = make_channel(name, view, top, self.resume_s, self.resume_frames)
         self.channels[key] = made
         self._by_race[race].append(made)
@@ -106,6 +119,7 @@ class Hub:
         """Queue this tick's frames; return the subscribers with something new to send."""
         touched: set[Subscriber] = set()
         stats = TickStats()
+        self._forget_idle(now)
         for race, view in self.views.items():
             pending = view.take_pending()
             for chan in self._by_race[race]:
@@ -132,3 +146,13 @@ class Hub:
             chan.subscribers.add(sub)
             touched.add(sub)
         return touched, stats
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop the channels nobody has listened to for ``resume_s``."""
+        wanted = {key for _, key, _ in self._requests}
+        for key, chan in list(self.channels.items()):
+            if chan.subscribers or key in wanted:
+                self._idle.pop(key, None)
+            elif now - self._idle.setdefault(key, now) >= self.resume_s:
+                del self.channels[key], self._idle[key]
+                self._by_race[parse_name(key[0])[1]].remove(chan)

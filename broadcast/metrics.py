@@ -25,6 +25,9 @@ class BroadcastMetrics:
                                  registry=r)
         self.subscriptions = Gauge("zegama_broadcast_subscriptions",
                                    "Channel subscriptions over all connections", registry=r)
+        self.channels = Gauge("zegama_broadcast_channels",
+                              "Distinct channels computed each tick (followed, or within "
+                              "the resume window of their last follower)", registry=r)
         self.frames_encoded = Counter("zegama_broadcast_frames_encoded",
                                       "Channel frames encoded (once per channel per tick)",
                                       registry=r)

@@ -38,6 +38,7 @@ class BroadcastSettings:
     ws_send_buffer: int = 0  # bytes of a client socket's send buffer; 0: the OS default
     resume_s: float = 60.0
     resume_frames: int = 256
+    max_channels: int = 10_000
     feed_rate: float = 10.0
     feed_burst: int = 20
     publish_timeout_s: float = 10.0
@@ -104,6 +105,9 @@ OPTIONS: tuple[Option, ...] = (
            float),
     Option("resume_frames", "ZEGAMA_BROADCAST_RESUME_FRAMES",
            "most updates kept per channel for resume", int),
+    Option("max_channels", "ZEGAMA_BROADCAST_MAX_CHANNELS",
+           "most distinct channels served at once; a subscription that would add one "
+           "more is refused (too_many_channels)", int),
     Option("feed_rate", "ZEGAMA_FEED_RATE", "feed requests per second per key (sustained)",
            float),
     Option("feed_burst", "ZEGAMA_FEED_BURST", "feed requests per key in a burst", int),
@@ -133,7 +137,8 @@ def check(s: BroadcastSettings) -> None:
     """Raise SettingsError naming the first setting that cannot be used."""
     config.check_ports(s, ("http_port", "ws_port"))
     config.check_positive(s, ("tick_ms", "heartbeat_s", "slow_client_s", "resume_s",
-                              "resume_frames", "feed_rate", "feed_burst", "publish_timeout_s"))
+                              "resume_frames", "max_channels", "feed_rate", "feed_burst",
+                              "publish_timeout_s"))
     if s.ws_send_buffer < 0:
         raise SettingsError("ws_send_buffer must be 0 (OS default) or a number of bytes")
     if not s.races:

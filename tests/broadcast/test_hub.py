@@ -190,3 +190,49 @@ def test_the_control_channel_carries_the_weather_state_in_snapshots_and_updates(
     for frame in seen:
         client.apply(frame)
     assert client.state == snapshot["data"]
+
+
+def test_a_channel_nobody_follows_is_dropped_after_the_resume_window() -> None:
+    rr, view, _ = setup_hub()
+    hub = Hub({"mini": view}, resume_s=10, resume_frames=100)
+    ticks = rr.run()
+
+    def feed(t: float) -> int:
+        for topic, _, rec in next(ticks):
+            view.apply(topic, rec)
+        return hub.tick(t)[1].frames_encoded
+
+    sub, held = Subscriber(), {}
+    hub.subscribe(sub, "runner:mini:1")
+    hub.subscribe(sub, "standings:mini", top=2)
+    assert feed(0.0) >= 1 and set(hub.channels) == {("runner:mini:1", None),
+                                                    ("standings:mini", 2)}
+    drain(sub, held)
+    left_at = held["standings:mini"].seq
+    hub.drop(sub)
+    feed(5.0)  # within the window: still computed, so a returning client resumes
+    back = Subscriber()
+    hub.subscribe(back, "standings:mini", top=2, since=left_at)
+    feed(6.0)
+    assert {f["type"] for f in drain(back, held)} <= {"update"}
+    hub.drop(back)
+    feed(7.0)  # the first tick without a subscriber starts the channel's idle time
+    assert feed(17.0) == 0 and hub.channels == {}  # 10 s unfollowed: gone, no work
+    late = Subscriber()
+    hub.subscribe(late, "standings:mini", top=2, since=held["standings:mini"].seq)
+    feed(18.0)
+    assert [f["type"] for f in drain(late, {})] == ["snapshot"]
+
+
+def test_distinct_channels_are_capped_overall() -> None:
+    _, view, _ = setup_hub()
+    hub = Hub({"mini": view}, max_channels=2)
+    a, b = Subscriber(), Subscriber()
+    hub.subscribe(a, "standings:mini")
+    hub.subscribe(a, "flow:mini")
+    with pytest.raises(ChannelError) as refused:
+        hub.subscribe(b, "standings:mini", top=3)
+    assert refused.value.code == "too_many_channels" and "at most 2" in str(refused.value)
+    hub.subscribe(b, "standings:mini")  # one already served: always fine
+    hub.tick(0.0)
+    assert len(hub.channels) == 2

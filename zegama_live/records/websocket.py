@@ -32,8 +32,8 @@ from zegama_live.records.outputs import (
 WEBSOCKET_SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "websocket.schema.json"
 ErrorCode = Literal["bad_json", "bad_request", "unknown_op", "unknown_channel",
                     "unknown_race", "unauthorized", "not_subscribed",
-                    "too_many_subscriptions", "invalid_command", "publish_failed"]
-ChannelKind = Literal["standings", "runner", "checkpoint", "flow", "control"]
+                    "too_many_subscriptions", "too_many_channels", "invalid_command",
+                    "publish_failed"]
 
 
 # --------------------------------------------------------------- client to server

@@ -125,6 +125,7 @@ class StandingsChannel(Channel):
         self.top = top
         super().__init__(name, view, resume_s, resume_frames)
         self._top_bibs = self._first_bibs()
+        self._splits = self._held_splits()  # what subscribers hold, per checkpoint id
 
     def current_seq(self) -> int:
         return self.view.board.seq
@@ -140,11 +141,18 @@ class StandingsChannel(Channel):
         if board is None or not (pending.snapshot or pending.update):
             return None
         before, self._top_bibs = self._top_bibs, self._first_bibs()
+        sent, self._splits = self._splits, self._held_splits()
         if pending.snapshot:
             return "snapshot", self.snapshot_data()
         assert pending.update is not None
         data = update_data(pending.update)
+        data["checkpoints"] = checkpoint_tails(data.get("checkpoints", []), sent)
         return "update", data if self.top is None else top_update(data, board, self.top, before)
+
+    def _held_splits(self) -> dict[str, list[Json]]:
+        board = self.view.board.board
+        return {} if board is None else {cp["id"]: cp["splits"]
+                                         for cp in board.get("checkpoints", [])}
 
     def _first_bibs(self) -> set[str]:
         board = self.view.board.board
@@ -228,6 +236,21 @@ class FlowChannel(Channel):
             runners[bib] = {"name": held["card"].get("name"), "status": held["card"].get("status"),
                             "from": start, "points": new[start:]}
         return "update", {"runners": runners}
+
+
+def checkpoint_tails(changed: list[Json], sent: dict[str, list[Json]]) -> list[Json]:
+    """Each changed checkpoint as what its subscribers lack: keep the first ``from``
+    splits they hold, append ``splits`` (a new split is usually the last: the list is
+    ranked by time, so one runner passing sends one split, not the whole list)."""
+    out = []
+    for cp in changed:
+        held, new = sent.get(cp["id"], []), cp["splits"]
+        start = 0  # a refitted split may change one entry anywhere: compare from the top
+        while start < min(len(held), len(new)) and held[start] == new[start]:
+            start += 1
+        out.append({"id": cp["id"], "km": cp["km"], "from": start,
+                    "splits": cp["splits"][start:]})
+    return out
 
 
 def common_prefix(old: list[Any], new: list[Any]) -> int:

@@ -40,10 +40,15 @@ class ClientChannel:
         rows = {r["bib"]: r for r in board["runners"]}
         rows.update((r["bib"], r) for r in data["rows"])
         board["runners"] = [rows[b] for b in data["order"] if b in rows]
-        cps = {c["id"]: c for c in board["checkpoints"]}
-        for cp in data["checkpoints"]:
-            if cp["id"] in cps:
-                board["checkpoints"][[c["id"] for c in board["checkpoints"]].index(cp["id"])] = cp
+        ids = [c["id"] for c in board["checkpoints"]]
+        for tail in data["checkpoints"]:
+            held = board["checkpoints"][ids.index(tail["id"])]["splits"] \
+                if tail["id"] in ids else []
+            assert tail["from"] <= len(held), "a tail starting past the splits held"
+            cp = {"id": tail["id"], "km": tail["km"],
+                  "splits": held[: tail["from"]] + tail["splits"]}
+            if tail["id"] in ids:
+                board["checkpoints"][ids.index(tail["id"])] = cp
             else:
                 board["checkpoints"].append(cp)
         if "finishers" in data:

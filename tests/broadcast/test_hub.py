@@ -236,3 +236,20 @@ def test_distinct_channels_are_capped_overall() -> None:
     hub.subscribe(b, "standings:mini")  # one already served: always fine
     hub.tick(0.0)
     assert len(hub.channels) == 2
+
+
+def test_a_standings_update_carries_only_the_splits_a_client_lacks() -> None:
+    from broadcast.channels import checkpoint_tails
+
+    a, b, c = ({"rank": i, "bib": x, "t_ms": 1000 * i} for i, x in enumerate("abc", 1))
+    held = {"cp": [a, b]}
+    assert checkpoint_tails([{"id": "cp", "km": 5.0, "splits": [a, b, c]}], held) == \
+        [{"id": "cp", "km": 5.0, "from": 2, "splits": [c]}]  # one runner passed: one split
+    refit = {**a, "t_ms": 900}  # a late fix moved the first split: all from there
+    assert checkpoint_tails([{"id": "cp", "km": 5.0, "splits": [refit, b]}], held)[0] == \
+        {"id": "cp", "km": 5.0, "from": 0, "splits": [refit, b]}
+    moved = {**b, "t_ms": 2500}  # a change in the middle, the entries after it equal
+    assert checkpoint_tails([{"id": "cp", "km": 5.0, "splits": [a, moved, c]}],
+                            {"cp": [a, b, c]})[0]["from"] == 1
+    assert checkpoint_tails([{"id": "new", "km": 9.0, "splits": [a]}], held)[0]["from"] == 0
+

@@ -120,8 +120,12 @@ class Spectator:
             rows = {r["bib"]: r for r in board["runners"]}
             rows.update((r["bib"], r) for r in data["rows"])
             board["runners"] = [rows[b] for b in data["order"] if b in rows]
-            cps = {c["id"]: c for c in data["checkpoints"]}
-            board["checkpoints"] = [cps.get(c["id"], c) for c in board["checkpoints"]]
+            held = {c["id"]: c["splits"] for c in board["checkpoints"]}
+            tails = {c["id"]: {"id": c["id"], "km": c["km"], "splits":
+                               held.get(c["id"], [])[: c["from"]] + c["splits"]}
+                     for c in data["checkpoints"]}
+            board["checkpoints"] = [tails.pop(c["id"], c) for c in board["checkpoints"]]
+            board["checkpoints"] += list(tails.values())
             if "finishers" in data:
                 board["finishers"] = data["finishers"]
             board["leader"], self.seq = data["leader"], frame["seq"]

@@ -119,6 +119,22 @@ class Data(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     """Base of a channel frame's ``data``."""
 
 
+class CheckpointTail(Data, frozen=True, kw_only=True):
+    """A changed checkpoint in a standings update: keep the first ``from`` splits held,
+    then append ``splits``."""
+
+    id: str
+    km: float
+    from_: int = msgspec.field(name="from")
+    splits: list[CheckpointSplit]
+
+
+class StandingsUpdate(StandingsChange, frozen=True, kw_only=True):
+    """A standings update as the websocket carries it: checkpoints as tails."""
+
+    checkpoints: list[CheckpointTail]
+
+
 class ChannelCheckpoint(Data, frozen=True, kw_only=True):
     id: str
     km: float | None  # None before the checkpoint's first split
@@ -211,7 +227,7 @@ class ControlUpdate(Data, frozen=True, kw_only=True):
 
 CHANNEL_DATA: dict[tuple[str, str], Any] = {
     ("standings", "snapshot"): Board,  # or {} before the race's first standings record
-    ("standings", "update"): StandingsChange,  # with top: the first N of order and rows
+    ("standings", "update"): StandingsUpdate,  # with top: the first N of order and rows
     ("runner", "snapshot"): RunnerCard,
     ("runner", "update"): RunnerCard,
     ("checkpoint", "snapshot"): CheckpointFrame,

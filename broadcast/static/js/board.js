@@ -47,7 +47,12 @@ export class Board {
     }
     if (u.checkpoints) {
       const byId = new Map(this.checkpoints.map((c) => [c.id, c]));
-      for (const c of u.checkpoints) byId.set(c.id, c);
+      for (const c of u.checkpoints) {
+        // A checkpoint's splits come as a tail: keep the first "from" held, append.
+        const held = byId.get(c.id)?.splits || [];
+        const splits = c.from === undefined ? c.splits : held.slice(0, c.from).concat(c.splits);
+        byId.set(c.id, { id: c.id, km: c.km, splits });
+      }
       this.checkpoints = [...byId.values()].sort((a, b) => a.km - b.km);
     }
     if ("finishers" in u) this.finishers = u.finishers || [];

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from broadcast.compact import compact
 from broadcast.standings import top_board, top_update, update_data
 from broadcast.views import Pending, RaceView
 
@@ -56,8 +57,8 @@ def parse_name(name: str) -> tuple[str, str, str | None]:
 
 
 def encode(kind: str, name: str, seq: int, data: Json) -> bytes:
-    """One server frame, encoded."""
-    return orjson.dumps({"type": kind, "channel": name, "seq": seq, "data": data})
+    """One server frame, encoded, its numbers rounded to what a person reads."""
+    return orjson.dumps({"type": kind, "channel": name, "seq": seq, "data": compact(data)})
 
 
 class Channel:

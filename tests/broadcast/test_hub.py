@@ -9,6 +9,7 @@ from broadcast_client import ClientChannel
 from broadcast_records import MINI, RaceRecords
 
 from broadcast.channels import ChannelError
+from broadcast.compact import compact
 from broadcast.hub import Hub, Subscriber
 from broadcast.views import RaceView
 
@@ -54,9 +55,9 @@ def test_every_channel_rebuilt_from_its_frames_equals_a_fresh_snapshot() -> None
             assert held[name].state == fresh["data"], name
         assert held[name].seq == fresh["seq"]
         assert seqs[name] == sorted(seqs[name]) and len(seqs[name]) > 2, name
-    assert held["standings:mini"].state == rr.board
+    assert held["standings:mini"].state == compact(rr.board)
     assert len(held["flow:mini"].state["runners"]) == len(view.runners) >= 2
-    assert held["control:mini"].state["alerts"] == view.open_alerts()
+    assert held["control:mini"].state["alerts"] == compact(view.open_alerts())
 
 
 def test_one_encoded_frame_goes_to_every_subscriber() -> None:
@@ -94,7 +95,7 @@ def test_resume_replays_the_missed_updates_or_sends_a_snapshot() -> None:
     frames = drain(back, held)
     assert frames and all(f["seq"] > left_at for f in frames)
     assert {f["type"] for f in frames} == {"update"}  # no snapshot needed
-    assert held["standings:mini"].state == rr.board
+    assert held["standings:mini"].state == compact(rr.board)
     stranger = Subscriber()
     future = hub.channel("standings:mini").seq + 1000  # a seq this server never had
     hub.subscribe(stranger, "standings:mini", since=future)
@@ -127,8 +128,8 @@ def test_a_slow_subscriber_gets_a_snapshot_instead_of_superseded_updates() -> No
             assert len(frames) <= 2  # one waiting frame per channel, whatever the lag
     drain(slow, held)
     assert dropped > 50
-    assert held["standings:mini"].state == rr.board
-    assert held["runner:mini:2"].state["card"] == view.runners["2"]["card"]
+    assert held["standings:mini"].state == compact(rr.board)
+    assert held["runner:mini:2"].state["card"] == compact(view.runners["2"]["card"])
 
 
 @pytest.mark.parametrize(("name", "top", "code"), [
@@ -253,3 +254,14 @@ def test_a_standings_update_carries_only_the_splits_a_client_lacks() -> None:
                             {"cp": [a, b, c]})[0]["from"] == 1
     assert checkpoint_tails([{"id": "new", "km": 9.0, "splits": [a]}], held)[0]["from"] == 0
 
+
+
+def test_numbers_go_out_rounded_to_what_a_person_reads() -> None:
+    row = {"bib": "7", "progress_m": 1234.5678, "gap_leader_s": 61.23456, "t_ms": 17,
+           "lat": 43.0123456789, "lon": -2.987654321, "km": 5.00049, "rank": 3,
+           "track": [[12.3456, 678.9]], "ratio": 0.123456}
+    out = compact({"rows": [row], "leader": None})
+    assert out == {"rows": [{"bib": "7", "progress_m": 1235, "gap_leader_s": 61.2, "t_ms": 17,
+                             "lat": 43.01235, "lon": -2.98765, "km": 5.0, "rank": 3,
+                             "track": [[12.3, 679]], "ratio": 0.123456}], "leader": None}
+    assert row["progress_m"] == 1234.5678  # the views' state is not changed

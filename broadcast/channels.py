@@ -127,6 +127,7 @@ class StandingsChannel(Channel):
         super().__init__(name, view, resume_s, resume_frames)
         self._top_bibs = self._first_bibs()
         self._splits = self._held_splits()  # what subscribers hold, per checkpoint id
+        self._rows = self._held_rows()  # and per bib
 
     def current_seq(self) -> int:
         return self.view.board.seq
@@ -143,12 +144,21 @@ class StandingsChannel(Channel):
             return None
         before, self._top_bibs = self._top_bibs, self._first_bibs()
         sent, self._splits = self._splits, self._held_splits()
+        rows, self._rows = self._rows, self._held_rows()
         if pending.snapshot:
             return "snapshot", self.snapshot_data()
         assert pending.update is not None
         data = update_data(pending.update)
         data["checkpoints"] = checkpoint_tails(data.get("checkpoints", []), sent)
-        return "update", data if self.top is None else top_update(data, board, self.top, before)
+        if self.top is not None:
+            data = top_update(data, board, self.top, before)
+        data["rows"] = [row_change(row, rows.get(row["bib"])) for row in data["rows"]]
+        return "update", data
+
+    def _held_rows(self) -> dict[str, Json]:
+        board = self.view.board.board
+        runners = [] if board is None else board["runners"][: self.top]
+        return {row["bib"]: row for row in runners}
 
     def _held_splits(self) -> dict[str, list[Json]]:
         board = self.view.board.board
@@ -237,6 +247,15 @@ class FlowChannel(Channel):
             runners[bib] = {"name": held["card"].get("name"), "status": held["card"].get("status"),
                             "from": start, "points": new[start:]}
         return "update", {"runners": runners}
+
+
+def row_change(row: Json, held: Json | None) -> Json:
+    """A changed board row as what its subscribers lack: the whole row when they hold
+    none for that bib, else its bib and the fields whose value changed (a runner's
+    name, category and country never do; progress and gaps at every fix)."""
+    if held is None:
+        return row
+    return {"bib": row["bib"], **{k: v for k, v in row.items() if held.get(k) != v}}
 
 
 def checkpoint_tails(changed: list[Json], sent: dict[str, list[Json]]) -> list[Json]:

@@ -38,7 +38,7 @@ class ClientChannel:
         board = self.state
         assert board is not None and data["base_seq"] <= self.seq
         rows = {r["bib"]: r for r in board["runners"]}
-        rows.update((r["bib"], r) for r in data["rows"])
+        rows.update((r["bib"], {**rows.get(r["bib"], {}), **r}) for r in data["rows"])
         board["runners"] = [rows[b] for b in data["order"] if b in rows]
         ids = [c["id"] for c in board["checkpoints"]]
         for tail in data["checkpoints"]:

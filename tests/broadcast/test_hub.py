@@ -265,3 +265,27 @@ def test_numbers_go_out_rounded_to_what_a_person_reads() -> None:
                              "lat": 43.01235, "lon": -2.98765, "km": 5.0, "rank": 3,
                              "track": [[12.3, 679]], "ratio": 0.123456}], "leader": None}
     assert row["progress_m"] == 1234.5678  # the views' state is not changed
+
+
+def test_a_changed_row_carries_only_its_changed_fields() -> None:
+    from broadcast.channels import row_change
+
+    held = {"bib": "7", "name": "Ane", "country": "ES", "progress_m": 100.0, "rank": 3}
+    now = {**held, "progress_m": 180.0, "rank": 2}
+    assert row_change(now, held) == {"bib": "7", "progress_m": 180.0, "rank": 2}
+    assert row_change(now, None) == now  # a bib the client does not hold: whole
+
+
+def test_a_top_n_client_gets_whole_rows_for_bibs_entering_its_top() -> None:
+    rr, view, hub = setup_hub()
+    sub, held = Subscriber(), {}
+    hub.subscribe(sub, "standings:mini", top=1)
+    t = 0.0
+    for records in rr.run():
+        for topic, _, rec in records:
+            view.apply(topic, rec)
+        t += 1
+        hub.tick(t)
+        drain(sub, held)  # the client asserts nothing is missing as it merges
+        top = held["standings:mini"].state["runners"]
+        assert top == compact(view.board.board["runners"][:1])

@@ -118,7 +118,7 @@ class Spectator:
         elif frame.get("type") == "update" and frame["seq"] >= self.seq and self.board:
             data, board = frame["data"], self.board
             rows = {r["bib"]: r for r in board["runners"]}
-            rows.update((r["bib"], r) for r in data["rows"])
+            rows.update((r["bib"], {**rows.get(r["bib"], {}), **r}) for r in data["rows"])
             board["runners"] = [rows[b] for b in data["order"] if b in rows]
             held = {c["id"]: c["splits"] for c in board["checkpoints"]}
             tails = {c["id"]: {"id": c["id"], "km": c["km"], "splits":

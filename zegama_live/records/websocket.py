@@ -25,6 +25,7 @@ from zegama_live.records.outputs import (
     Card,
     CheckpointSplit,
     Point,
+    Row,
     StandingsChange,
     StatusName,
 )
@@ -129,9 +130,20 @@ class CheckpointTail(Data, frozen=True, kw_only=True):
     splits: list[CheckpointSplit]
 
 
-class StandingsUpdate(StandingsChange, frozen=True, kw_only=True):
-    """A standings update as the websocket carries it: checkpoints as tails."""
+RowChange = msgspec.defstruct(
+    "RowChange", [(f.name, f.type if f.name == "bib" else f.type | msgspec.UnsetType,
+                   msgspec.NODEFAULT if f.name == "bib" else msgspec.UNSET)
+                  for f in msgspec.structs.fields(Row)],
+    kw_only=True, frozen=True, forbid_unknown_fields=True, module=__name__)
+RowChange.__doc__ = ("A changed board row: its bib and the fields that changed (all of "
+                     "them for a bib the client does not hold)")
 
+
+class StandingsUpdate(StandingsChange, frozen=True, kw_only=True):
+    """A standings update as the websocket carries it: rows as changes, checkpoints as
+    tails."""
+
+    rows: list[RowChange]  # type: ignore[valid-type]
     checkpoints: list[CheckpointTail]
 
 

@@ -38,7 +38,8 @@ export class Board {
     if (this.seq === null) return false;
     if (seq !== undefined && seq === this.seq) return true;  // a resume repeats the last one
     if (u.base_seq !== undefined && u.base_seq !== null && u.base_seq !== this.seq) return false;
-    for (const row of u.rows || []) this.rows.set(row.bib, row);
+    // A row holds the fields that changed (the whole row for a bib not held yet).
+    for (const row of u.rows || []) this.rows.set(row.bib, { ...this.rows.get(row.bib), ...row });
     if (Array.isArray(u.order)) {
       this.order = u.order.filter((bib) => this.rows.has(bib));
       // With "top", rows outside the order are no longer in view.

@@ -152,7 +152,8 @@ class StandingsChannel(Channel):
         data["checkpoints"] = checkpoint_tails(data.get("checkpoints", []), sent)
         if self.top is not None:
             data = top_update(data, board, self.top, before)
-        data["rows"] = [row_change(row, rows.get(row["bib"])) for row in data["rows"]]
+        data["rows"] = [change for row in data["rows"]
+                        if (change := row_change(row, rows.get(row["bib"]))) is not None]
         return "update", data
 
     def _held_rows(self) -> dict[str, Json]:
@@ -249,13 +250,19 @@ class FlowChannel(Channel):
         return "update", {"runners": runners}
 
 
-def row_change(row: Json, held: Json | None) -> Json:
+CLOCK_FIELDS = frozenset({"last_seen_s"})  # the board time minus last_fix_ms
+
+
+def row_change(row: Json, held: Json | None) -> Json | None:
     """A changed board row as what its subscribers lack: the whole row when they hold
     none for that bib, else its bib and the fields whose value changed (a runner's
-    name, category and country never do; progress and gaps at every fix)."""
+    name, category and country never do; progress and gaps at every fix). None when
+    only ``last_seen_s`` changed: it changes in every row at every board, and a client
+    computes it from ``last_fix_ms``; it goes out with the row's next real change."""
     if held is None:
         return row
-    return {"bib": row["bib"], **{k: v for k, v in row.items() if held.get(k) != v}}
+    changed = {k: v for k, v in row.items() if held.get(k) != v}
+    return None if changed.keys() <= CLOCK_FIELDS else {"bib": row["bib"], **changed}
 
 
 def checkpoint_tails(changed: list[Json], sent: dict[str, list[Json]]) -> list[Json]:

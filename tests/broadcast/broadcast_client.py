@@ -11,6 +11,13 @@ from typing import Any
 Json = dict[str, Any]
 
 
+def without_clock(board: Json) -> Json:
+    """A standings board without its rows' ``last_seen_s``, which updates leave out
+    unless something else of the row changed (a client computes it from last_fix_ms)."""
+    return {**board, "runners": [{k: v for k, v in r.items() if k != "last_seen_s"}
+                                 for r in board.get("runners", [])]}
+
+
 class ClientChannel:
     """The state one client holds for one channel."""
 

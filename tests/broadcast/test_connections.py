@@ -11,7 +11,7 @@ import orjson
 import pytest
 import websockets
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from broadcast_client import ClientChannel
+from broadcast_client import ClientChannel, without_clock
 from broadcast_kafka import (
     TOKEN,
     produce,
@@ -58,9 +58,9 @@ async def test_snapshot_on_subscribe_then_updates_in_order(kafka_bootstrap, tmp_
                     frame = await receive(ws)
                     seqs.append(frame["seq"])
                     held.apply(frame)
-                assert held.state == compact(rr.board)
+                assert without_clock(held.state) == without_clock(compact(rr.board))
             assert seqs == sorted(seqs) and len(seqs) >= 3
-            assert held.state == compact(rr.board)
+            assert without_clock(held.state) == without_clock(compact(rr.board))
 
 
 async def test_resume_with_since_replays_only_what_was_missed(kafka_bootstrap, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -91,6 +91,8 @@ async def test_resume_with_since_replays_only_what_was_missed(kafka_bootstrap, t
                     held.apply(frame)
                 assert set(types) == {"update"}  # no snapshot: the missed updates were kept
                 fresh = compact(b.hub.channel(name).snapshot_data())
+                if name.startswith("standings:"):
+                    held.state, fresh = without_clock(held.state), without_clock(fresh)
                 assert held.state == fresh
 
 

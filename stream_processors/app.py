@@ -119,6 +119,12 @@ class Held:
     def drop(self) -> None:
         self.events.clear()
 
+    def take(self) -> Held:
+        """A Held of the events held so far; this one starts empty."""
+        taken = Held()
+        taken.events, self.events = self.events, []
+        return taken
+
 
 WRITE_STEP_S = 0.05
 BOARD_SHARE = 0.2  # most of a worker's time building one race's boards
@@ -147,8 +153,7 @@ class Writes:
               summaries: set[tuple[str, str]], held_runners: Held,
               held_races: Held) -> None:
         self.runners, self.summaries = runners, summaries
-        self.held_runners.events, held_runners.events = held_runners.events, []
-        self.held_races.events, held_races.events = held_races.events, []
+        self.held_runners, self.held_races = held_runners.take(), held_races.take()
         self.active = True
         self.started_at = now
 

@@ -46,7 +46,8 @@ class Broadcaster:
         self.hub = Hub(self.views, settings.resume_s, settings.resume_frames,
                        settings.max_channels)
         self.credentials = Credentials(settings.feed_keys, settings.control_tokens)
-        self.follower = Follower(settings.bootstrap, self.views)
+        self.follower = Follower(settings.bootstrap, self.views,
+                                 on_record=lambda: self.websocket.records_arrived())
         self.metrics = BroadcastMetrics(lag=self.follower.lag)
         self.publisher = Publisher(settings.bootstrap, settings.publish_timeout_s)
         self.websocket = WebsocketServer(settings, self.hub, self.credentials, self.publisher,

@@ -85,6 +85,11 @@ class Channel:
         """``(frame type, data)`` of this tick's frame, or None when nothing changed."""
         raise NotImplementedError
 
+    def updates(self, pending: Pending) -> list[tuple[str, Json, int]]:
+        """``(frame type, data, seq)`` of each frame of this tick (one, or none)."""
+        made = self.update(pending)
+        return [] if made is None else [(made[0], made[1], self.current_seq())]
+
     def snapshot_frame(self) -> bytes:
         """The whole state as a snapshot frame, encoded once per seq."""
         if self._snapshot is None or self._snapshot[0] != self.seq:
@@ -92,24 +97,34 @@ class Channel:
                                                self.snapshot_data()))
         return self._snapshot[1]
 
-    def tick(self, pending: Pending, now: float) -> bytes | None:
-        """This tick's frame (kept for resume), or None."""
+    def tick(self, pending: Pending, now: float) -> list[bytes]:
+        """This tick's frames, oldest first (each kept for resume)."""
         self._forget(now)
-        made = self.update(pending)
-        if made is None:
-            return None
-        base, self.seq = self.seq, max(self.seq, self.current_seq())
-        frame = encode(made[0], self.name, self.seq, made[1])
-        self.kept.append(Kept(self.seq, base, now, frame))
-        return frame
+        out = []
+        for kind, data, seq in self.updates(pending):
+            base, self.seq = self.seq, max(self.seq, seq)
+            frame = encode(kind, self.name, self.seq, data)
+            self.kept.append(Kept(self.seq, base, now, frame))
+            out.append(frame)
+        return out
 
     def resume(self, since: int) -> list[bytes] | None:
-        """The kept frames a client at ``since`` lacks, or None when only a snapshot will do."""
-        if not self.kept:
-            return [] if since == self.seq and since > 0 else None
-        if not self.kept[0].base <= since <= self.seq:
-            return None
-        return [k.frame for k in self.kept if k.seq > since or (k.seq == since == k.base)]
+        """The kept frames a client at ``since`` lacks, or None when only a snapshot will do.
+
+        A delta channel resumes only from a frame that starts at ``since``: the frames
+        are made per record (standings) or per tick, the same on every broadcaster for
+        the same records when they are made per record, so a client moving to another
+        broadcaster resumes there. A whole-state channel sends its newest frame.
+        """
+        if since == self.seq and since > 0:
+            return []
+        frames = [k.frame for k in self.kept]
+        for i, kept in enumerate(self.kept):
+            if self.delta and kept.base == since:
+                return frames[i:]
+            if not self.delta and kept.seq > since:
+                return frames[-1:]
+        return None
 
     def _forget(self, now: float) -> None:
         while self.kept and now - self.kept[0].t > self.resume_s:
@@ -117,17 +132,23 @@ class Channel:
 
 
 class StandingsChannel(Channel):
-    """``standings:<race>``, the whole board or its first ``top`` rows."""
+    """``standings:<race>``, the whole board or its first ``top`` rows.
+
+    One update frame per standings record, made from the record and what this
+    channel's subscribers hold after the one before it, so every broadcaster following
+    the same records makes the same frames whatever its ticks (docs/broadcast.md).
+    """
 
     delta = True
+    _rows: dict[str, Json]  # the board's rows by bib at this channel's seq
+    _splits: dict[str, list[Json]]  # each checkpoint's splits as subscribers hold them
+    _top_bibs: set[str]  # the bibs of the first ``top`` rows
 
     def __init__(self, name: str, view: RaceView, resume_s: float, resume_frames: int,
                  top: int | None = None) -> None:
         self.top = top
         super().__init__(name, view, resume_s, resume_frames)
-        self._top_bibs = self._first_bibs()
-        self._splits = self._held_splits()  # what subscribers hold, per checkpoint id
-        self._rows = self._held_rows()  # and per bib
+        self._hold_board()
 
     def current_seq(self) -> int:
         return self.view.board.seq
@@ -138,39 +159,35 @@ class StandingsChannel(Channel):
             return {}
         return board if self.top is None else top_board(board, self.top)
 
-    def update(self, pending: Pending) -> tuple[str, Json] | None:
-        board = self.view.board.board
-        if board is None or not (pending.snapshot or pending.update):
-            return None
-        before, self._top_bibs = self._top_bibs, self._first_bibs()
-        sent, self._splits = self._splits, self._held_splits()
-        rows, self._rows = self._rows, self._held_rows()
-        if pending.snapshot:
-            return "snapshot", self.snapshot_data()
-        assert pending.update is not None
-        data = update_data(pending.update)
-        data["checkpoints"] = checkpoint_tails(data.get("checkpoints", []), sent)
+    def updates(self, pending: Pending) -> list[tuple[str, Json, int]]:
+        if self.view.board.board is None:
+            return []
+        if pending.snapshot:  # the board was rebuilt: the updates since are in it
+            self._hold_board()
+            return [("snapshot", self.snapshot_data(), self.current_seq())]
+        return [("update", self._update(u), u["seq"]) for u in pending.updates]
+
+    def _update(self, update: Json) -> Json:
+        """The frame data of one standings update; the held state moves past it."""
+        before, rows = self._top_bibs, self._rows
+        self._rows = {**rows, **{row["bib"]: row for row in update["rows"]}}
+        data = update_data(update)
+        data["checkpoints"] = checkpoint_tails(data.get("checkpoints", []), self._splits)
+        self._splits.update((cp["id"], cp["splits"]) for cp in update.get("checkpoints", []))
         if self.top is not None:
-            data = top_update(data, board, self.top, before)
+            data = top_update(data, self._rows, self.top, before)
+            self._top_bibs = set(data["order"])
+            rows = {bib: row for bib, row in rows.items() if bib in before}
         data["rows"] = [change for row in data["rows"]
                         if (change := row_change(row, rows.get(row["bib"]))) is not None]
-        return "update", data
+        return data
 
-    def _held_rows(self) -> dict[str, Json]:
-        board = self.view.board.board
-        runners = [] if board is None else board["runners"][: self.top]
-        return {row["bib"]: row for row in runners}
-
-    def _held_splits(self) -> dict[str, list[Json]]:
-        board = self.view.board.board
-        return {} if board is None else {cp["id"]: cp["splits"]
-                                         for cp in board.get("checkpoints", [])}
-
-    def _first_bibs(self) -> set[str]:
-        board = self.view.board.board
-        if board is None or self.top is None:
-            return set()
-        return {row["bib"] for row in board["runners"][: self.top]}
+    def _hold_board(self) -> None:
+        """Hold what a subscriber of the view's board holds: rows, splits, top bibs."""
+        board = self.view.board.board or {"runners": []}
+        self._rows = {row["bib"]: row for row in board["runners"]}
+        self._splits = {cp["id"]: cp["splits"] for cp in board.get("checkpoints", [])}
+        self._top_bibs = {row["bib"] for row in board["runners"][: self.top]}
 
 
 class RunnerChannel(Channel):
@@ -197,26 +214,42 @@ class RunnerChannel(Channel):
 
 
 class CheckpointChannel(Channel):
-    """``checkpoint:<race>:<id>``: one checkpoint's ranked splits, whole in every frame."""
+    """``checkpoint:<race>:<id>``: one checkpoint's ranked splits; an update per standings
+    record that changes it, carrying the splits its subscribers lack (as standings do)."""
+
+    delta = True
 
     def __init__(self, name: str, view: RaceView, resume_s: float, resume_frames: int,
                  checkpoint: str) -> None:
         self.checkpoint = checkpoint
         super().__init__(name, view, resume_s, resume_frames)
+        self._held = self._entry()["splits"]
 
     def current_seq(self) -> int:
         return self.view.board.seq
 
-    def snapshot_data(self) -> Json:
+    def _entry(self) -> Json:
         board = self.view.board.board or {}
         found = [cp for cp in board.get("checkpoints", []) if cp["id"] == self.checkpoint]
-        entry: Json = found[0] if found else {"id": self.checkpoint, "km": None, "splits": []}
-        return {"generated_ms": board.get("generated_ms"), "checkpoint": entry}
+        return found[0] if found else {"id": self.checkpoint, "km": None, "splits": []}
 
-    def update(self, pending: Pending) -> tuple[str, Json] | None:
-        if pending.snapshot or self.checkpoint in pending.checkpoints:
-            return "update", self.snapshot_data()
-        return None
+    def snapshot_data(self) -> Json:
+        board = self.view.board.board or {}
+        return {"generated_ms": board.get("generated_ms"), "checkpoint": self._entry()}
+
+    def updates(self, pending: Pending) -> list[tuple[str, Json, int]]:
+        if pending.snapshot:
+            self._held = self._entry()["splits"]
+            return [("snapshot", self.snapshot_data(), self.current_seq())]
+        out = []
+        for update in pending.updates:
+            for cp in update.get("checkpoints", []):
+                if cp["id"] == self.checkpoint:
+                    tail = checkpoint_tails([cp], {self.checkpoint: self._held})[0]
+                    self._held = cp["splits"]
+                    out.append(("update", {"generated_ms": update.get("generated_ms"),
+                                           "checkpoint": tail}, update["seq"]))
+        return out
 
 
 class FlowChannel(Channel):
@@ -316,6 +349,14 @@ class ControlChannel(Channel):
         return ("update", data) if data else None
 
 
+def check_top(kind: str, top: object) -> None:
+    """Raise ChannelError(bad_request) unless ``top`` is None or 1..MAX_TOP on standings."""
+    if top is not None and (kind != "standings" or isinstance(top, bool)
+                            or not isinstance(top, int) or not 1 <= top <= MAX_TOP):
+        raise ChannelError("bad_request", f"'top' must be an integer 1..{MAX_TOP} and only on "
+                           "a standings channel")
+
+
 def make_channel(name: str, view: RaceView, top: int | None, resume_s: float,
                  resume_frames: int) -> Channel:
     """The channel called ``name`` (and ``top``) over ``view``.
@@ -323,10 +364,7 @@ def make_channel(name: str, view: RaceView, top: int | None, resume_s: float,
     Raises ChannelError(bad_request) for an unknown bib or checkpoint or a bad ``top``.
     """
     kind, _race, ident = parse_name(name)
-    if top is not None and (kind != "standings" or isinstance(top, bool)
-                            or not isinstance(top, int) or not 1 <= top <= MAX_TOP):
-        raise ChannelError("bad_request", f"'top' must be an integer 1..{MAX_TOP} and only on "
-                           "a standings channel")
+    check_top(kind, top)
     if kind == "standings":
         return StandingsChannel(name, view, resume_s, resume_frames, top)
     if kind == "runner":

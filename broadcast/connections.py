@@ -1,10 +1,15 @@
 """The websocket side: connections, requests, the fan-out tick, heartbeats, slow clients.
 
-The protocol is docs/websocket.md. Frames are encoded once per channel per tick by the
-hub; this module only moves those bytes: one writer task per connection takes frames
-from the connection's outbox, so a client that does not read stalls only its own
-writer. A client whose oldest waiting frame (or the frame being written) is older than
-``slow_client_s`` is closed with 4008.
+The protocol is docs/websocket.md. Frames are encoded once per channel by the hub; this
+module only moves those bytes, with no task per client: after each tick (and each
+request, heartbeat) one pass writes every client's waiting frames as one websocket
+message, framed once per distinct list of frames (``broadcast.wire``), straight to the
+client's transport. A client whose transport still holds more than ``ws_write_limit``
+bytes the kernel has not taken is skipped: its frames wait in its outbox (where newer
+ones supersede them), so a client that does not read costs bounded memory and stalls
+nobody. A client whose oldest waiting frame is older than ``slow_client_s`` is closed
+with 4008. Shutting down closes every client with 1001 and a reason that says to
+reconnect and resume with ``since``.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from broadcast.channels import ChannelError, parse_name
 from broadcast.commands import CommandError, Publisher, build_command
@@ -26,25 +33,28 @@ from broadcast.credentials import Credentials
 from broadcast.hub import Hub, Subscriber
 from broadcast.metrics import BroadcastMetrics
 from broadcast.settings import BroadcastSettings
+from broadcast.wire import Wire, message
 
 log = logging.getLogger("broadcast.websocket")
 SLOW = 4008
+GOING_AWAY = 1001
+SHUTDOWN_REASON = "broadcaster shutting down: reconnect and subscribe with since=<last seq> " \
+                  "to resume"
 MAX_MESSAGE = 64 * 1024
+IDLE_TICK_S = 1.0  # a tick at least this often, for slow clients and idle channels
 
 
 class Connection(Subscriber):
-    """One client: the hub's subscriber plus its socket and writer."""
+    """One client: the hub's subscriber plus its socket."""
 
     def __init__(self, ws: ServerConnection) -> None:
         super().__init__()
         self.ws = ws
-        self.wake = asyncio.Event()
-        self.writing_since: float | None = None
         self.closing = False
 
     def reply(self, message: dict[str, Any]) -> None:
+        """Queue a reply; the server writes it when the request is handled."""
         self.outbox.push(None, orjson.dumps(message), time.monotonic())
-        self.wake.set()
 
     def error(self, code: str, message: str, channel: str | None = None,
               command_id: str | None = None) -> None:
@@ -56,9 +66,11 @@ class Connection(Subscriber):
             out["id"] = command_id
         self.reply(out)
 
-    def lag(self, now: float) -> float:
-        writing = now - self.writing_since if self.writing_since is not None else 0.0
-        return max(writing, self.outbox.oldest_wait(now))
+    def writable(self, limit: int) -> bool:
+        """Open, and its transport holds at most ``limit`` bytes not yet sent."""
+        return (not self.closing and self.ws.protocol.state is State.OPEN
+                and not self.ws.transport.is_closing()
+                and self.ws.transport.get_write_buffer_size() <= limit)
 
 
 class WebsocketServer:
@@ -77,6 +89,7 @@ class WebsocketServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._due = asyncio.Event()  # records arrived or a client subscribed: tick soon
 
     async def start(self) -> int:
         """Listen and start the tick and heartbeat loops; return the bound port."""
@@ -88,14 +101,20 @@ class WebsocketServer:
                        asyncio.create_task(self._heartbeat_loop(), name="broadcast-heartbeat")]
         return self.port
 
+    def records_arrived(self) -> None:
+        """Tick as soon as the tick period allows (the follower calls it)."""
+        self._due.set()
+
     async def stop(self) -> None:
-        """Close every connection (1001) and stop listening."""
+        """Close every connection (1001, with the reason to resume elsewhere), stop listening."""
         self._stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await asyncio.gather(*(self._close(conn.ws, GOING_AWAY, SHUTDOWN_REASON)
+                               for conn in list(self.connections)))
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
@@ -108,11 +127,11 @@ class WebsocketServer:
         conn = Connection(ws)
         self.connections.add(conn)
         self.metrics.connections.inc()
-        writer = asyncio.create_task(self._write(conn))
         reason = "client"
         try:
-            async for message in ws:
-                await self._request(conn, message)
+            async for request in ws:
+                await self._request(conn, request)
+                self._flush([conn], Wire())
         except ConnectionClosed as exc:
             reason = "error" if exc.rcvd is None and not conn.closing else reason
         finally:
@@ -124,24 +143,34 @@ class WebsocketServer:
             self.connections.discard(conn)
             self.metrics.connections.dec()
             self.metrics.disconnects.labels(reason).inc()
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
 
-    async def _write(self, conn: Connection) -> None:
-        try:
-            while True:
-                await conn.wake.wait()
-                conn.wake.clear()
-                while (item := conn.outbox.take()) is not None:
-                    conn.writing_since = time.monotonic()
-                    await conn.ws.send(item[1], text=True)
-                    conn.writing_since = None
-                    self.metrics.frames_sent.inc()
-        except ConnectionClosed:
-            return
+    def _flush(self, conns: Iterable[Connection], wire: Wire) -> None:
+        """Write each writable client's waiting frames as one message; others keep theirs."""
+        limit, written = self.settings.ws_write_limit, 0
+        if self.settings.ws_writer == "broadcast":  # websockets' own, to measure against
+            written = self._flush_broadcast(conns, limit)
+        else:
+            for conn in conns:
+                if conn.outbox and conn.writable(limit):
+                    conn.ws.transport.write(wire.bytes_of(conn.outbox.take_all()))
+                    written += 1
+        self.metrics.frames_sent.inc(written)
+
+    def _flush_broadcast(self, conns: Iterable[Connection], limit: int) -> int:
+        groups: dict[tuple[int, ...], tuple[list[bytes], list[Connection]]] = {}
+        for conn in conns:
+            if conn.outbox and conn.writable(limit):
+                frames = conn.outbox.take_all()
+                groups.setdefault(tuple(map(id, frames)), (frames, []))[1].append(conn)
+        for frames, group in groups.values():
+            broadcast([c.ws for c in group], message(frames), text=True)
+        return sum(len(group) for _, group in groups.values())
 
     async def _request(self, conn: Connection, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            conn.error("bad_json", "requests are JSON objects in text frames, this was a binary "
+                       "frame: send e.g. {\"op\": \"ping\"} as text")
+            return
         try:
             req = orjson.loads(message)
         except orjson.JSONDecodeError:
@@ -154,6 +183,7 @@ class WebsocketServer:
             conn.reply({"type": "pong", "t_ms": int(time.time() * 1000)})
         elif op == "subscribe":
             self._subscribe(conn, req)
+            self._due.set()
         elif op == "unsubscribe":
             channel = req.get("channel")
             if isinstance(channel, str) and self.hub.unsubscribe(conn, channel):
@@ -217,22 +247,26 @@ class WebsocketServer:
         conn.reply({"type": "ack", "id": record["id"], "command": record})
 
     async def _tick_loop(self) -> None:
-        period = self.settings.tick_ms / 1000.0
+        """Tick when records arrived or a client subscribed, at most once a period."""
+        period, last = self.settings.tick_ms / 1000.0, 0.0
         while True:
-            await asyncio.sleep(period)
-            now = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._due.wait(), IDLE_TICK_S)
+            self._due.clear()
+            if (wait := last + period - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+            now = last = time.monotonic()
             try:
-                touched, stats = self.hub.tick(now)
+                stats = self.hub.tick(now)
             except Exception:  # a record of an unexpected shape must not stop the fan-out
                 log.exception("a fan-out tick failed; the next one carries on")
                 continue
             self.metrics.frames_encoded.inc(stats.frames_encoded)
             self.metrics.channels.set(len(self.hub.channels))
             self.metrics.dropped.inc(stats.dropped)
-            for conn in touched:
-                conn.wake.set()  # type: ignore[attr-defined]
+            self._flush(self.connections, Wire())
             for conn in list(self.connections):
-                lag = conn.lag(now)
+                lag = conn.outbox.oldest_wait(now)
                 if not conn.closing and (lag > self.settings.slow_client_s
                                          or conn.outbox.overflowed):
                     self._close_slow(conn, lag)
@@ -243,13 +277,13 @@ class WebsocketServer:
         reason = f"too slow: a frame waited more than {self.settings.slow_client_s:g} s " \
                  f"to be written ({lag:.1f} s)"
         log.info("closing a slow client: %s", reason)
-        task = asyncio.create_task(self._close(conn.ws, reason))
+        task = asyncio.create_task(self._close(conn.ws, SLOW, reason))
         self._closing.add(task)  # a reference, so the task is not collected mid-way
         task.add_done_callback(self._closing.discard)
 
-    async def _close(self, ws: ServerConnection, reason: str) -> None:
+    async def _close(self, ws: ServerConnection, code: int, reason: str) -> None:
         try:
-            await asyncio.wait_for(ws.close(SLOW, reason), self.settings.slow_client_s)
+            await asyncio.wait_for(ws.close(code, reason), self.settings.slow_client_s)
         except (TimeoutError, ConnectionClosed):
             ws.transport.abort()  # it does not read: not even the close frame gets through
 
@@ -260,7 +294,7 @@ class WebsocketServer:
             frame = orjson.dumps({"type": "heartbeat", "t_ms": int(time.time() * 1000)})
             for conn in self.connections:
                 conn.outbox.push(None, frame, now)
-                conn.wake.set()
+            self._flush(self.connections, Wire())
 
 
 def _text(value: Any) -> str | None:

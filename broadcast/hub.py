@@ -1,7 +1,9 @@
 """Channels, subscriptions and the fan-out tick (sans-I/O).
 
-``Hub.tick(now)`` turns each race's changes since the last tick into at most one frame
-per channel, encoded once, and queues the same bytes in every subscriber's outbox. New
+``Hub.tick(now)`` turns each race's changes since the last tick into frames, one per
+channel (one per standings record for standings), each encoded once, and queues the
+same bytes in every subscriber's outbox; the connections write each subscriber's
+waiting frames as one websocket message. New
 subscriptions are answered in the tick too, after the updates, so the snapshot (or the
 replayed updates) and the frames that follow line up exactly by ``seq``.
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from broadcast.channels import Channel, ChannelError, make_channel, parse_name
+from broadcast.channels import Channel, ChannelError, check_top, make_channel, parse_name
 from broadcast.outbox import Outbox
 from broadcast.views import RaceView
 
@@ -63,11 +65,12 @@ class Hub:
         Raises ChannelError with the protocol's code (unknown_channel, unknown_race,
         bad_request) naming what is wrong.
         """
+        kind, race, _ident = parse_name(name)
+        check_top(kind, top)  # before it is part of a key: a list would not even hash
         key = (name, top)
         found = self.channels.get(key)
         if found is not None:
             return found
-        _kind, race, _ident = parse_name(name)
         view = self.views.get(race)
         if view is None:
             raise ChannelError("unknown_race", f"race {race!r} is not served here; races: "
@@ -115,25 +118,22 @@ class Hub:
         for name in list(sub.subs):
             self.unsubscribe(sub, name)
 
-    def tick(self, now: float) -> tuple[set[Subscriber], TickStats]:
-        """Queue this tick's frames; return the subscribers with something new to send."""
-        touched: set[Subscriber] = set()
+    def tick(self, now: float) -> TickStats:
+        """Queue this tick's frames in the subscribers' outboxes."""
         stats = TickStats()
         self._forget_idle(now)
         for race, view in self.views.items():
             pending = view.take_pending()
             for chan in self._by_race[race]:
-                frame = chan.tick(pending, now)
-                if frame is None:
-                    continue
-                stats.frames_encoded += 1
+                made = chan.tick(pending, now)
+                stats.frames_encoded += len(made)
                 key: Hashable = (chan.name, getattr(chan, "top", None))
-                for sub in chan.subscribers:
-                    if sub.outbox.offer(key, frame, chan.delta, chan.snapshot_frame, now):
-                        stats.dropped += 1
-                    else:
-                        stats.frames_queued += 1
-                    touched.add(sub)
+                for frame in made:
+                    for sub in chan.subscribers:
+                        if sub.outbox.offer(key, frame, chan.delta, chan.snapshot_frame, now):
+                            stats.dropped += 1
+                        else:
+                            stats.frames_queued += 1
         requests, self._requests = self._requests, []
         for sub, key, since in requests:
             chan = self.channels[key]
@@ -144,8 +144,7 @@ class Hub:
                 sub.outbox.push(key, frame, now)
             stats.frames_queued += len(frames) if frames is not None else 1
             chan.subscribers.add(sub)
-            touched.add(sub)
-        return touched, stats
+        return stats
 
     def _forget_idle(self, now: float) -> None:
         """Drop the channels nobody has listened to for ``resume_s``."""

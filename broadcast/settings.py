@@ -32,10 +32,13 @@ class BroadcastSettings:
     feed_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     control_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     public_ws_url: str = ""  # empty: ws://<the page's host>:<ws_port>/
-    tick_ms: int = 250
+    tick_ms: int = 100
     heartbeat_s: float = 15.0
     slow_client_s: float = 10.0
     ws_send_buffer: int = 0  # bytes of a client socket's send buffer; 0: the OS default
+    ws_write_limit: int = 64 * 1024  # bytes a client's transport may hold before it is skipped
+    ws_writer: str = "frames"  # "frames": framed once, written to transports; "broadcast"
+    event_loop: str = "asyncio"  # or "uvloop"
     resume_s: float = 60.0
     resume_frames: int = 256
     max_channels: int = 10_000
@@ -49,6 +52,8 @@ class BroadcastSettings:
 
 
 SECRETS = frozenset({"feed_keys", "control_tokens"})
+WRITERS = ("frames", "broadcast")
+LOOPS = ("asyncio", "uvloop")
 
 
 def _mask_credentials(value: tuple[tuple[str, str], ...]) -> list[str]:
@@ -94,13 +99,21 @@ OPTIONS: tuple[Option, ...] = (
            parse_credentials),
     Option("public_ws_url", "ZEGAMA_BROADCAST_PUBLIC_WS_URL",
            "websocket URL the pages use, when behind a proxy (default ws://HOST:WS_PORT/)", str),
-    Option("tick_ms", "ZEGAMA_BROADCAST_TICK_MS", "fan-out tick: at most one frame per "
-           "channel per tick (ms)", int),
+    Option("tick_ms", "ZEGAMA_BROADCAST_TICK_MS", "fan-out tick: shortest time between two "
+           "ticks; a tick runs as soon as records arrive (ms)", int),
     Option("heartbeat_s", "ZEGAMA_BROADCAST_HEARTBEAT_S", "heartbeat interval (s)", float),
     Option("slow_client_s", "ZEGAMA_BROADCAST_SLOW_CLIENT_S",
            "close a client (4008) whose oldest pending frame waited this long (s)", float),
     Option("ws_send_buffer", "ZEGAMA_BROADCAST_WS_SEND_BUFFER",
            "kernel send buffer per websocket client in bytes (0: OS default)", int),
+    Option("ws_write_limit", "ZEGAMA_BROADCAST_WS_WRITE_LIMIT",
+           "bytes a client's transport may hold unsent before its frames wait in its "
+           "outbox instead", int),
+    Option("ws_writer", "ZEGAMA_BROADCAST_WS_WRITER",
+           "how frames are written: 'frames' (framed once per tick, to the transports) or "
+           "'broadcast' (websockets' broadcast(), framed per client; to measure)", str),
+    Option("event_loop", "ZEGAMA_BROADCAST_EVENT_LOOP",
+           "event loop: 'asyncio' (the standard library's) or 'uvloop'", str),
     Option("resume_s", "ZEGAMA_BROADCAST_RESUME_S", "how long updates are kept for resume (s)",
            float),
     Option("resume_frames", "ZEGAMA_BROADCAST_RESUME_FRAMES",
@@ -138,7 +151,11 @@ def check(s: BroadcastSettings) -> None:
     config.check_ports(s, ("http_port", "ws_port"))
     config.check_positive(s, ("tick_ms", "heartbeat_s", "slow_client_s", "resume_s",
                               "resume_frames", "max_channels", "feed_rate", "feed_burst",
-                              "publish_timeout_s"))
+                              "publish_timeout_s", "ws_write_limit"))
+    if s.ws_writer not in WRITERS:
+        raise SettingsError(f"ws_writer must be one of {', '.join(WRITERS)}, not {s.ws_writer!r}")
+    if s.event_loop not in LOOPS:
+        raise SettingsError(f"event_loop must be one of {', '.join(LOOPS)}, not {s.event_loop!r}")
     if s.ws_send_buffer < 0:
         raise SettingsError("ws_send_buffer must be 0 (OS default) or a number of bytes")
     if not s.races:

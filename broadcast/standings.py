@@ -95,17 +95,6 @@ def diff(old: Json, new: Json, base_seq: int, seq: int) -> Json:
     return update
 
 
-def merge_updates(first: Json, later: Json) -> Json:
-    """One update equal to applying ``first`` then ``later`` (for one frame per tick)."""
-    rows = {row["bib"]: row for row in first.get("rows", [])}
-    rows.update((row["bib"], row) for row in later.get("rows", []))
-    merged = {**first, **{k: later[k] for k in UPDATE_KEYS if k in later and k != "base_seq"}}
-    merged["rows"] = list(rows.values())
-    merged["checkpoints"] = _replace_by_id(first.get("checkpoints", []),
-                                           later.get("checkpoints", []))
-    return merged
-
-
 def update_data(update: Json) -> Json:
     """The websocket update ``data`` of a standings record: the record minus v and type."""
     return {k: update[k] for k in UPDATE_KEYS if k in update}
@@ -116,17 +105,18 @@ def top_board(board: Json, n: int) -> Json:
     return {**board, "runners": board["runners"][:n]}
 
 
-def top_update(update: Json, board: Json, n: int, before: set[str]) -> Json:
+def top_update(update: Json, rows: dict[str, Json], n: int, before: set[str]) -> Json:
     """An update cut to the first ``n`` bibs of its order.
 
-    ``board`` is the board after the update, ``before`` the bibs of the previous top
-    ``n``: a bib entering the top gets its row even when its row did not change, since
-    a top-``n`` client never held it.
+    ``rows`` are the board's rows by bib after the update, ``before`` the bibs of the
+    previous top ``n``: a bib entering the top gets its row even when its row did not
+    change, since a top-``n`` client never held it.
     """
     order = update["order"][:n]
     changed = {r["bib"] for r in update["rows"]}
-    rows = [r for r in board["runners"][:n] if r["bib"] in changed or r["bib"] not in before]
-    return {**update, "order": order, "rows": rows}
+    return {**update, "order": order,
+            "rows": [rows[bib] for bib in order
+                     if bib in rows and (bib in changed or bib not in before)]}
 
 
 def _replace_by_id(old: list[Json], new: list[Json]) -> list[Json]:

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from broadcast.standings import Board, merge_updates
+from broadcast.standings import Board
 from race_engine.alerts import ORDER as ALERT_KINDS
 from race_engine.model import Race
 from zegama_live.topics import ALERTS, CONTROL_LOG, RUNNER_UPDATES, STANDINGS
@@ -37,7 +37,7 @@ class Pending:
     """What changed since the last tick."""
 
     snapshot: bool = False  # a standings snapshot was applied
-    update: Json | None = None  # the standings updates applied, merged
+    updates: list[Json] = field(default_factory=list)  # the standings updates applied
     checkpoints: set[str] = field(default_factory=set)
     bibs: set[str] = field(default_factory=set)
     alerts: list[Json] = field(default_factory=list)
@@ -95,11 +95,12 @@ class RaceView:
             return False
         p = self.pending
         if kind == "snapshot":
-            p.snapshot, p.update = True, None
+            p.snapshot = True
+            p.updates.clear()
             return True
         update = self.board.last_update
         assert update is not None
-        p.update = update if p.update is None else merge_updates(p.update, update)
+        p.updates.append(update)
         p.checkpoints.update(cp["id"] for cp in update.get("checkpoints", []))
         return True
 

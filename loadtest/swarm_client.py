@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from broadcast.wire import BATCH_HEAD as BATCH
 from loadtest import swarm_wire as wire
 from loadtest.swarm_histogram import Histogram
 
@@ -122,6 +123,13 @@ class Spectator(asyncio.Protocol):
 
     def _on_message(self, payload: bytes, now_ms: float, tally: Tally) -> None:
         tally.frames += 1
+        if payload.startswith(BATCH):  # several messages waited for this tick
+            for message in orjson.loads(payload)["messages"]:
+                self._on_one(orjson.dumps(message), now_ms, tally)
+        else:
+            self._on_one(payload, now_ms, tally)
+
+    def _on_one(self, payload: bytes, now_ms: float, tally: Tally) -> None:
         kind = payload[:24]
         if b'"update"' in kind:
             tally.updates += 1

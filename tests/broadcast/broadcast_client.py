@@ -11,6 +11,11 @@ from typing import Any
 Json = dict[str, Any]
 
 
+def unbatched(message: Json) -> list[Json]:
+    """The messages of one websocket message: a batch's, in order, or the message itself."""
+    return list(message["messages"]) if message.get("type") == "batch" else [message]
+
+
 def without_clock(board: Json) -> Json:
     """A standings board without its rows' ``last_seen_s``, which updates leave out
     unless something else of the row changed (a client computes it from last_fix_ms)."""
@@ -66,7 +71,10 @@ class ClientChannel:
         self.state = data
 
     def _checkpoint(self, data: Json) -> None:
-        self.state = data
+        assert self.state is not None
+        tail, held = data["checkpoint"], self.state["checkpoint"]["splits"]
+        self.state = {"generated_ms": data["generated_ms"], "checkpoint": {
+            "id": tail["id"], "km": tail["km"], "splits": held[: tail["from"]] + tail["splits"]}}
 
     def _flow(self, data: Json) -> None:
         assert self.state is not None

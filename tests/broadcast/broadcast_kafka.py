@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 import orjson
 import websockets
 from aiokafka import AIOKafkaProducer
+from broadcast_client import unbatched
 from broadcast_records import race_copy
 
 from broadcast.app import Broadcaster
@@ -64,14 +67,23 @@ async def produce(p: AIOKafkaProducer, records: Iterable[tuple[str, str, Json]])
     await asyncio.gather(*futures)
 
 
+# The messages of a batch a connection received and the test has not taken yet.
+_waiting: weakref.WeakKeyDictionary[websockets.ClientConnection, deque[Json]] = \
+    weakref.WeakKeyDictionary()
+
+
 async def receive(ws: websockets.ClientConnection, timeout: float = 10.0) -> Json:
-    """The next JSON frame (heartbeats skipped), checked against the protocol's records."""
+    """The next JSON message (heartbeats skipped, batches taken apart), checked against
+    the protocol's records."""
+    waiting = _waiting.setdefault(ws, deque())
     while True:
+        while waiting:
+            frame = waiting.popleft()
+            if frame.get("type") != "heartbeat":
+                return frame
         raw = await asyncio.wait_for(ws.recv(), timeout)
         decode_frame(raw)
-        frame = orjson.loads(raw)
-        if frame.get("type") != "heartbeat":
-            return frame  # type: ignore[no-any-return]
+        waiting.extend(unbatched(orjson.loads(raw)))
 
 
 async def send(ws: websockets.ClientConnection, message: Json) -> None:

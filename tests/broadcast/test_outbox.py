@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broadcast.outbox import Outbox
+from broadcast.outbox import MAX_CHAIN, Outbox
 
 
 def test_a_newer_card_replaces_the_waiting_one_in_its_place() -> None:
@@ -16,13 +16,17 @@ def test_a_newer_card_replaces_the_waiting_one_in_its_place() -> None:
     assert box.dropped == 1
 
 
-def test_a_superseded_delta_update_becomes_the_snapshot_and_keeps_its_age() -> None:
+def test_delta_updates_wait_in_order_until_a_snapshot_replaces_them_keeping_their_age() -> None:
     box = Outbox()
-    box.offer("standings", b"u1", True, lambda: b"snap", 1.0)
-    box.offer("standings", b"u2", True, lambda: b"snap", 5.0)
-    assert box.oldest_wait(6.0) == 5.0  # the lag counts from the first waiting frame
-    assert box.take() == ("standings", b"snap")
-    assert box.oldest_wait(6.0) == 0.0
+    box.push(None, b"pong", 0.5)
+    for i in range(MAX_CHAIN):
+        assert not box.offer("standings", f"u{i}".encode(), True, lambda: b"snap", 1.0 + i)
+    assert box.take_all() == [b"pong"] + [f"u{i}".encode() for i in range(MAX_CHAIN)]
+    for i in range(MAX_CHAIN + 1):  # one more than a chain: the snapshot stands in
+        box.offer("standings", f"v{i}".encode(), True, lambda: b"snap", 10.0 + i)
+    assert box.oldest_wait(40.0) == 30.0  # the lag counts from the first waiting frame
+    assert box.take() == ("standings", b"snap") and box.take() is None
+    assert box.oldest_wait(40.0) == 0.0 and box.dropped == 1
 
 
 def test_a_waiting_snapshot_is_never_replaced_by_an_update() -> None:

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 import pytest
 import websockets
+from broadcast_client import unbatched
 from processor_harness import read_all, wait_for
 
 from broadcast.app import Broadcaster
@@ -110,7 +111,8 @@ class Spectator:
                                         "channel": f"standings:{self.race}"}).decode())
             async for raw in ws:
                 decode_frame(raw)  # every frame fits the protocol's records
-                self.apply(orjson.loads(raw))
+                for frame in unbatched(orjson.loads(raw)):
+                    self.apply(frame)
 
     def apply(self, frame: Json) -> None:
         if frame.get("type") == "snapshot":
@@ -146,9 +148,9 @@ async def race_control(url: str, race: str, command: Json) -> Json:
                                     "command": command}).decode())
         async for raw in ws:
             decode_frame(raw)
-            frame = orjson.loads(raw)
-            if frame.get("type") in ("ack", "error"):
-                return dict(frame)
+            for frame in unbatched(orjson.loads(raw)):
+                if frame.get("type") in ("ack", "error"):
+                    return dict(frame)
     raise AssertionError("the websocket closed without answering the command")
 
 

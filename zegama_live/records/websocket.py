@@ -110,7 +110,16 @@ class Error(Message, frozen=True, kw_only=True, tag="error"):
     id: str | None = None  # of a failed command
 
 
-Messages = Snapshot | Update | Heartbeat | Pong | Unsubscribed | CommandAck | Error
+Single = Snapshot | Update | Heartbeat | Pong | Unsubscribed | CommandAck | Error
+
+
+class Batch(Message, frozen=True, kw_only=True, tag="batch"):
+    """What waited for one client at one tick, as one websocket message, in order."""
+
+    messages: list[Single]
+
+
+Messages = Single | Batch
 MESSAGE_CODEC: Codec[Any] = Codec(Messages, "websocket message")
 
 
@@ -165,6 +174,13 @@ class RunnerCard(Data, frozen=True, kw_only=True):
 class CheckpointFrame(Data, frozen=True, kw_only=True):
     generated_ms: int | None
     checkpoint: ChannelCheckpoint
+
+
+class CheckpointChange(Data, frozen=True, kw_only=True):
+    """``checkpoint:`` update: the splits the client lacks, as in a standings update."""
+
+    generated_ms: int | None
+    checkpoint: CheckpointTail
 
 
 class FlowTrack(Data, frozen=True, kw_only=True):
@@ -243,7 +259,7 @@ CHANNEL_DATA: dict[tuple[str, str], Any] = {
     ("runner", "snapshot"): RunnerCard,
     ("runner", "update"): RunnerCard,
     ("checkpoint", "snapshot"): CheckpointFrame,
-    ("checkpoint", "update"): CheckpointFrame,
+    ("checkpoint", "update"): CheckpointChange,
     ("flow", "snapshot"): FlowSnapshot,
     ("flow", "update"): FlowUpdate,
     ("control", "snapshot"): ControlSnapshot,
@@ -253,19 +269,26 @@ CHANNEL_DATA: dict[tuple[str, str], Any] = {
 
 def decode_frame(raw: bytes | str) -> Any:
     """A server message, with a channel frame's ``data`` (and an ack's command)
-    checked against its record; returns the message.
+    checked against its record, each message of a batch too; returns the message.
 
     Raises:
         RecordError: naming the message or the field that does not fit.
     """
     msg = MESSAGE_CODEC.decode(raw)
+    for single in msg.messages if isinstance(msg, Batch) else [msg]:
+        _check(single)
+    return msg
+
+
+def _check(msg: Any) -> None:
+    """Check a channel frame's ``data`` and an ack's command against their records."""
     if isinstance(msg, Snapshot | Update):
         kind = msg.channel.split(":")[0]
         shape = CHANNEL_DATA.get((kind, "snapshot" if isinstance(msg, Snapshot) else "update"))
         if shape is None:
             raise RecordError(f"websocket message: channel {msg.channel!r} has no known kind")
         if shape is Board and not msg.data and isinstance(msg, Snapshot):
-            return msg
+            return
         try:
             msgspec.convert(msg.data, shape)
         except msgspec.ValidationError as e:
@@ -274,7 +297,6 @@ def decode_frame(raw: bytes | str) -> Any:
                               ) from None
     elif isinstance(msg, CommandAck):
         CONTROL_CODEC.convert(msg.command)
-    return msg
 
 
 def schema() -> dict[str, Any]:

@@ -67,6 +67,8 @@ export class Live {
       if (this.ws !== ws) return;
       this.failPending("the connection closed before the command was confirmed");
       if (this.closed) return;
+      // 1001: this broadcaster is going away; another one resumes us at once (since).
+      if (ev.code === 1001) this.backoff = BACKOFF_MIN_MS;
       this.onStatus("reconnecting", ev.code === 4008 ? "too slow" : ev.reason);
       const delay = this.backoff * (0.75 + Math.random() * 0.5);
       this.backoff = Math.min(BACKOFF_MAX_MS, this.backoff * 2);
@@ -157,6 +159,11 @@ export class Live {
     this.lastHeard = Date.now();
     let msg;
     try { msg = JSON.parse(text); } catch { return; }
+    // What waited for this client at one tick comes as one batch, in order.
+    for (const one of msg.type === "batch" ? msg.messages : [msg]) this.handle(one);
+  }
+
+  handle(msg) {
     if (msg.type === "snapshot" || msg.type === "update") {
       const sub = this.subs.get(msg.channel);
       if (!sub) return;

@@ -145,26 +145,33 @@ class WebsocketServer:
             self.metrics.disconnects.labels(reason).inc()
 
     def _flush(self, conns: Iterable[Connection], wire: Wire) -> None:
-        """Write each writable client's waiting frames as one message; others keep theirs."""
+        """Write each writable client's waiting frames (replies, heartbeats) as one message."""
         limit, written = self.settings.ws_write_limit, 0
-        if self.settings.ws_writer == "broadcast":  # websockets' own, to measure against
-            written = self._flush_broadcast(conns, limit)
-        else:
-            for conn in conns:
-                if conn.outbox and conn.writable(limit):
-                    conn.ws.transport.write(wire.bytes_of(conn.outbox.take_all()))
-                    written += 1
-        self.metrics.frames_sent.inc(written)
-
-    def _flush_broadcast(self, conns: Iterable[Connection], limit: int) -> int:
-        groups: dict[tuple[int, ...], tuple[list[bytes], list[Connection]]] = {}
         for conn in conns:
             if conn.outbox and conn.writable(limit):
-                frames = conn.outbox.take_all()
-                groups.setdefault(tuple(map(id, frames)), (frames, []))[1].append(conn)
-        for frames, group in groups.values():
-            broadcast([c.ws for c in group], message(frames), text=True)
-        return sum(len(group) for _, group in groups.values())
+                self._write(conn, conn.outbox.take_all(), wire)
+                written += 1
+        self.metrics.frames_sent.inc(written)
+
+    def _deliver(self, now: float) -> None:
+        """After a tick: write to each client what the hub gives it; close the slow ones."""
+        limit, slow_s, wire, written = self.settings.ws_write_limit, \
+            self.settings.slow_client_s, Wire(), 0
+        for conn in list(self.connections):
+            frames = self.hub.take(conn, now, conn.writable(limit))
+            if frames:
+                self._write(conn, frames, wire)
+                written += 1
+            if not conn.closing and ((lag := conn.outbox.oldest_wait(now)) > slow_s
+                                     or conn.outbox.overflowed):
+                self._close_slow(conn, lag)
+        self.metrics.frames_sent.inc(written)
+
+    def _write(self, conn: Connection, frames: list[bytes], wire: Wire) -> None:
+        if self.settings.ws_writer == "broadcast":  # websockets' own, framed per client
+            broadcast([conn.ws], message(frames), text=True)
+        else:
+            conn.ws.transport.write(wire.bytes_of(frames))
 
     async def _request(self, conn: Connection, message: str | bytes) -> None:
         if isinstance(message, bytes):
@@ -261,15 +268,10 @@ class WebsocketServer:
             except Exception:  # a record of an unexpected shape must not stop the fan-out
                 log.exception("a fan-out tick failed; the next one carries on")
                 continue
+            self._deliver(now)
             self.metrics.frames_encoded.inc(stats.frames_encoded)
             self.metrics.channels.set(len(self.hub.channels))
             self.metrics.dropped.inc(stats.dropped)
-            self._flush(self.connections, Wire())
-            for conn in list(self.connections):
-                lag = conn.outbox.oldest_wait(now)
-                if not conn.closing and (lag > self.settings.slow_client_s
-                                         or conn.outbox.overflowed):
-                    self._close_slow(conn, lag)
 
     def _close_slow(self, conn: Connection, lag: float) -> None:
         conn.closing = True

@@ -1,9 +1,12 @@
 """Channels, subscriptions and the fan-out tick (sans-I/O).
 
 ``Hub.tick(now)`` turns each race's changes since the last tick into frames, one per
-channel (one per standings record for standings), each encoded once, and queues the
-same bytes in every subscriber's outbox; the connections write each subscriber's
-waiting frames as one websocket message. New
+channel (one per standings record for standings and checkpoints), each encoded once.
+``Hub.take(sub, now, writable)`` then gives each subscriber what to write now: for a
+subscriber that is caught up and writable, this tick's frames of its channels (for one
+channel, the channel's own list: nothing is built per subscriber); otherwise they go
+into its outbox behind what waits there, and the outbox is emptied when it is
+writable. The connections write what ``take`` gives as one websocket message. New
 subscriptions are answered in the tick too, after the updates, so the snapshot (or the
 replayed updates) and the frames that follow line up exactly by ``seq``.
 
@@ -15,7 +18,6 @@ exist at once (docs/broadcast.md).
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from broadcast.channels import Channel, ChannelError, check_top, make_channel, parse_name
@@ -34,6 +36,8 @@ class Subscriber:
     outbox: Outbox = field(default_factory=Outbox)
     subs: dict[str, Key] = field(default_factory=dict)
     control: dict[str, str] = field(default_factory=dict)  # race -> the token's name
+    live: list[Key] = field(default_factory=list)  # channels that send it their frames
+    answered: set[Key] = field(default_factory=set)  # got a snapshot or replay this tick
 
 
 @dataclass
@@ -41,8 +45,7 @@ class TickStats:
     """What one tick did, for the metrics."""
 
     frames_encoded: int = 0
-    frames_queued: int = 0
-    dropped: int = 0
+    dropped: int = 0  # updates superseded in slow subscribers' outboxes
 
 
 class Hub:
@@ -58,6 +61,8 @@ class Hub:
         self._idle: dict[Key, float] = {}  # channel -> when its last subscriber left
         self._by_race: dict[str, list[Channel]] = {race: [] for race in views}
         self._requests: list[tuple[Subscriber, Key, int | None]] = []
+        self._fresh: dict[Key, list[bytes]] = {}  # this tick's frames by channel
+        self.stats = TickStats()
 
     def channel(self, name: str, top: int | None = None) -> Channel:
         """The channel ``name`` (created on first use).
@@ -109,6 +114,8 @@ class Hub:
         chan = self.channels.get(key)
         if chan is not None:
             chan.subscribers.discard(sub)
+        if key in sub.live:
+            sub.live.remove(key)
         sub.outbox.discard(key)
         self._requests = [r for r in self._requests if not (r[0] is sub and r[1] == key)]
         return True
@@ -119,21 +126,20 @@ class Hub:
             self.unsubscribe(sub, name)
 
     def tick(self, now: float) -> TickStats:
-        """Queue this tick's frames in the subscribers' outboxes."""
-        stats = TickStats()
+        """Make this tick's frames and answer the subscriptions asked since the last one.
+
+        Returns the tick's stats; the ``take`` calls that follow add their drops to it."""
+        stats = self.stats = TickStats()
         self._forget_idle(now)
+        fresh: dict[Key, list[bytes]] = {}
         for race, view in self.views.items():
             pending = view.take_pending()
             for chan in self._by_race[race]:
                 made = chan.tick(pending, now)
-                stats.frames_encoded += len(made)
-                key: Hashable = (chan.name, getattr(chan, "top", None))
-                for frame in made:
-                    for sub in chan.subscribers:
-                        if sub.outbox.offer(key, frame, chan.delta, chan.snapshot_frame, now):
-                            stats.dropped += 1
-                        else:
-                            stats.frames_queued += 1
+                if made:
+                    stats.frames_encoded += len(made)
+                    fresh[(chan.name, getattr(chan, "top", None))] = made
+        self._fresh = fresh
         requests, self._requests = self._requests, []
         for sub, key, since in requests:
             chan = self.channels[key]
@@ -142,9 +148,28 @@ class Hub:
                 sub.outbox.push(key, chan.snapshot_frame(), now, snapshot=True)
             for frame in frames or ():
                 sub.outbox.push(key, frame, now)
-            stats.frames_queued += len(frames) if frames is not None else 1
             chan.subscribers.add(sub)
+            sub.live.append(key)
+            sub.answered.add(key)  # its snapshot (or replay) already holds this tick's frames
         return stats
+
+    def take(self, sub: Subscriber, now: float, writable: bool = True) -> list[bytes]:
+        """What to write to ``sub`` now, oldest first ([] when nothing, or not ``writable``:
+        then this tick's frames wait in its outbox). Call it once per subscriber per tick."""
+        fresh, live = self._fresh, sub.live
+        if writable and not sub.outbox and not sub.answered:
+            if len(live) == 1:  # the common spectator: the channel's own list, shared
+                return fresh.get(live[0]) or []
+            return [frame for key in live for frame in fresh.get(key, ())]
+        for key in live:
+            if key in sub.answered:
+                continue
+            chan = self.channels[key]
+            for frame in fresh.get(key, ()):
+                if sub.outbox.offer(key, frame, chan.delta, chan.snapshot_frame, now):
+                    self.stats.dropped += 1
+        sub.answered.clear()
+        return sub.outbox.take_all() if writable else []
 
     def _forget_idle(self, now: float) -> None:
         """Drop the channels nobody has listened to for ``resume_s``."""

@@ -28,12 +28,12 @@ class Wire:
 
     def __init__(self) -> None:
         # id()s of the frames -> (the frames, held so no id is reused meanwhile; bytes)
-        self._made: dict[tuple[int, ...], tuple[list[bytes], bytes]] = {}
+        self._made: dict[int | tuple[int, ...], tuple[list[bytes], bytes]] = {}
         self.encoded = 0
 
     def bytes_of(self, frames: list[bytes]) -> bytes:
         """The websocket frame of the message holding ``frames``, framed once per tick."""
-        key = tuple(map(id, frames))
+        key = id(frames[0]) if len(frames) == 1 else tuple(map(id, frames))
         made = self._made.get(key)
         if made is None:
             made = self._made[key] = (frames, Frame(Opcode.TEXT, message(frames))

@@ -24,11 +24,11 @@ def setup_hub() -> tuple[RaceRecords, RaceView, Hub]:
     return rr, view, Hub({"mini": view}, resume_s=3600, resume_frames=10_000)
 
 
-def drain(sub: Subscriber, held: dict[str, ClientChannel]) -> list[dict]:  # type: ignore[type-arg]
-    frames = []
-    while (item := sub.outbox.take()) is not None:
-        frame = orjson.loads(item[1])
-        frames.append(frame)
+def drain(hub: Hub, sub: Subscriber, held: dict[str, ClientChannel],  # type: ignore[type-arg]
+          now: float = 0.0) -> list[dict]:
+    """What the hub gives ``sub`` to write after a tick, decoded and applied to ``held``."""
+    frames = [orjson.loads(raw) for raw in hub.take(sub, now)]
+    for frame in frames:
         held.setdefault(frame["channel"], ClientChannel(frame["channel"])).apply(frame)
     return frames
 
@@ -46,7 +46,7 @@ def test_every_channel_rebuilt_from_its_frames_equals_a_fresh_snapshot() -> None
             view.apply(topic, rec)
         t += 1
         hub.tick(t)
-        for frame in drain(sub, held):
+        for frame in drain(hub, sub, held):
             seqs[frame["channel"]].append(frame["seq"])
     for name in CHANNELS:
         fresh = orjson.loads(hub.channel(name).snapshot_frame())
@@ -70,9 +70,13 @@ def test_one_encoded_frame_goes_to_every_subscriber() -> None:
     ticks = rr.run()
     for topic, _, rec in next(ticks) + next(ticks):
         view.apply(topic, rec)
-    hub.tick(1.0)
-    fa, fb = a.outbox.take(), b.outbox.take()
-    assert fa is not None and fb is not None and fa[1] is fb[1]  # the same bytes object
+    hub.tick(1.0)  # a's and b's snapshots
+    assert hub.take(a, 1.0)[0] is hub.take(b, 1.0)[0]
+    for topic, _, rec in next(ticks):
+        view.apply(topic, rec)
+    hub.tick(2.0)
+    fa, fb = hub.take(a, 2.0), hub.take(b, 2.0)
+    assert fa and fa is fb  # the channel's own list of frames, shared, nothing per client
 
 
 def test_resume_replays_the_missed_updates_or_sends_a_snapshot() -> None:
@@ -84,7 +88,7 @@ def test_resume_replays_the_missed_updates_or_sends_a_snapshot() -> None:
         for topic, _, rec in next(ticks):
             view.apply(topic, rec)
         hub.tick(float(i))
-        drain(sub, held)
+        drain(hub, sub, held)
     left_at = held["standings:mini"].seq
     hub.drop(sub)
     for i in range(4, 7):
@@ -94,7 +98,7 @@ def test_resume_replays_the_missed_updates_or_sends_a_snapshot() -> None:
     back = Subscriber()
     hub.subscribe(back, "standings:mini", since=left_at)
     hub.tick(7.0)
-    frames = drain(back, held)
+    frames = drain(hub, back, held)
     assert frames and all(f["seq"] > left_at for f in frames)
     assert {f["type"] for f in frames} == {"update"}  # no snapshot needed
     assert without_clock(held["standings:mini"].state) == without_clock(compact(rr.board))
@@ -102,7 +106,7 @@ def test_resume_replays_the_missed_updates_or_sends_a_snapshot() -> None:
     future = hub.channel("standings:mini").seq + 1000  # a seq this server never had
     hub.subscribe(stranger, "standings:mini", since=future)
     hub.tick(8.0)
-    assert [f["type"] for f in drain(stranger, {})] == ["snapshot"]
+    assert [f["type"] for f in drain(hub, stranger, {})] == ["snapshot"]
     small = Hub({"mini": view}, resume_s=3600, resume_frames=2)
     small.subscribe(Subscriber(), "standings:mini")
     for i in range(9, 13):
@@ -112,7 +116,7 @@ def test_resume_replays_the_missed_updates_or_sends_a_snapshot() -> None:
     late = Subscriber()
     small.subscribe(late, "standings:mini", since=left_at)  # older than the 2 kept updates
     small.tick(13.0)
-    assert [f["type"] for f in drain(late, {})] == ["snapshot"]
+    assert [f["type"] for f in drain(small, late, {})] == ["snapshot"]
 
 
 @pytest.mark.parametrize("every", [3, 40])
@@ -126,14 +130,17 @@ def test_a_slow_subscriber_catches_up_with_its_missed_updates_or_one_snapshot(
     for i, records in enumerate(rr.run()):
         for topic, _, rec in records:
             view.apply(topic, rec)
-        dropped += hub.tick(float(i)).dropped
-        if i % every == every - 1:
-            frames = drain(slow, held)
+        stats = hub.tick(float(i))
+        if i % every != every - 1:
+            assert hub.take(slow, float(i), writable=False) == []  # its socket is full
+        else:
+            frames = drain(hub, slow, held, float(i))
             standings = [f for f in frames if f["channel"] == "standings:mini"]
             assert len(standings) <= MAX_CHAIN and len(frames) - len(standings) <= 1
             if i >= every:  # the first drain holds the subscription's snapshot
                 kinds.update(f["type"] for f in standings)
-    drain(slow, held)
+        dropped += stats.dropped
+    drain(hub, slow, held)
     assert dropped > 50  # cards superseded by newer cards
     # A little behind: the updates it missed; far behind: one snapshot of its channel.
     assert kinds == ({"update"} if every == 3 else {"snapshot"})
@@ -155,12 +162,9 @@ def test_bad_channels_are_refused_with_the_protocol_code(name: str, top: int | N
     assert err.value.code == code and str(err.value)
 
 
-def frames(sub: Subscriber) -> list[dict]:  # type: ignore[type-arg]
-    """The frames waiting in ``sub``'s outbox, decoded."""
-    out = []
-    while (item := sub.outbox.take()) is not None:
-        out.append(orjson.loads(item[1]))
-    return out
+def frames(hub: Hub, sub: Subscriber) -> list[dict]:  # type: ignore[type-arg]
+    """What the hub gives ``sub`` to write after a tick, decoded."""
+    return [orjson.loads(raw) for raw in hub.take(sub, 0.0)]
 
 
 def test_the_control_channel_carries_the_weather_state_in_snapshots_and_updates() -> None:
@@ -170,14 +174,14 @@ def test_the_control_channel_carries_the_weather_state_in_snapshots_and_updates(
     watcher = Subscriber()
     hub.subscribe(watcher, "control:mini")
     hub.tick(1.0)
-    seen = frames(watcher)
+    seen = frames(hub, watcher)
     assert [f["data"]["weather"] for f in seen] == [{}]
     command = {"id": "c-w1", "op": "weather", "zone": "top-ridge", "on": True,
                "by": "control:maite", "at_ms": 5000}
     topic, _, entry = rr.control_log(command)
     view.apply(topic, entry)
     hub.tick(2.0)
-    (update,) = frames(watcher)
+    (update,) = frames(hub, watcher)
     seen.append(update)
     on = {"on": True, "by": "control:maite", "t_ms": 5050}
     assert update["type"] == "update" and update["data"]["weather"] == {"top-ridge": on}
@@ -186,14 +190,14 @@ def test_the_control_channel_carries_the_weather_state_in_snapshots_and_updates(
     topic, _, again = rr.control_log({**command, "id": "c-w2"}, "unchanged")
     view.apply(topic, again)
     hub.tick(3.0)
-    (update,) = frames(watcher)
+    (update,) = frames(hub, watcher)
     seen.append(update)
     assert "weather" not in update["data"] and update["data"]["log"][0]["id"] == "c-w2"
     # A page that connects now gets the state in its snapshot.
     late = Subscriber()
     hub.subscribe(late, "control:mini")
     hub.tick(4.0)
-    (snapshot,) = frames(late)
+    (snapshot,) = frames(hub, late)
     assert snapshot["type"] == "snapshot" and snapshot["data"]["weather"] == {"top-ridge": on}
     # The watcher's snapshot and updates, applied in order, give the same state.
     client = ClientChannel("control:mini")
@@ -217,21 +221,21 @@ def test_a_channel_nobody_follows_is_dropped_after_the_resume_window() -> None:
     hub.subscribe(sub, "standings:mini", top=2)
     assert feed(0.0) >= 1 and set(hub.channels) == {("runner:mini:1", None),
                                                     ("standings:mini", 2)}
-    drain(sub, held)
+    drain(hub, sub, held)
     left_at = held["standings:mini"].seq
     hub.drop(sub)
     feed(5.0)  # within the window: still computed, so a returning client resumes
     back = Subscriber()
     hub.subscribe(back, "standings:mini", top=2, since=left_at)
     feed(6.0)
-    assert {f["type"] for f in drain(back, held)} <= {"update"}
+    assert {f["type"] for f in drain(hub, back, held)} <= {"update"}
     hub.drop(back)
     feed(7.0)  # the first tick without a subscriber starts the channel's idle time
     assert feed(17.0) == 0 and hub.channels == {}  # 10 s unfollowed: gone, no work
     late = Subscriber()
     hub.subscribe(late, "standings:mini", top=2, since=held["standings:mini"].seq)
     feed(18.0)
-    assert [f["type"] for f in drain(late, {})] == ["snapshot"]
+    assert [f["type"] for f in drain(hub, late, {})] == ["snapshot"]
 
 
 def test_distinct_channels_are_capped_overall() -> None:
@@ -298,7 +302,7 @@ def test_a_top_n_client_gets_whole_rows_for_bibs_entering_its_top() -> None:
             view.apply(topic, rec)
         t += 1
         hub.tick(t)
-        drain(sub, held)  # the client asserts nothing is missing as it merges
+        drain(hub, sub, held)  # the client asserts nothing is missing as it merges
         top = without_clock(held["standings:mini"].state)["runners"]
         assert top == without_clock({"runners": compact(view.board.board["runners"][:1])})[
             "runners"]

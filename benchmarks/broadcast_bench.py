@@ -452,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="race minute of the board (the field spread over the course)")
     parser.add_argument("--ceiling-only", action="store_true",
                         help="measure the raw ceiling only (no broker, no broadcaster)")
+    parser.add_argument("--broadcaster-only", action="store_true",
+                        help="measure the broadcaster only (to profile it; no verdicts)")
     parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio",
                         help="the event loop of both servers, the ceiling and the broadcaster")
     parser.add_argument("--broadcast-arg", action="append", default=[],
@@ -487,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
             for hz in args.rates:
                 feed = feeds[hz]
                 channel = f"standings:{feed.race}"
-                results.append(run_ceiling(feed, channel, hz, clients, args))
+                if not args.broadcaster_only:
+                    results.append(run_ceiling(feed, channel, hz, clients, args))
                 if broker is not None:
                     results.append(run_broadcaster(feed, channel, hz, clients,
                                                    broker.bootstrap, broker_pid, args))

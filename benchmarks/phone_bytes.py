@@ -4,13 +4,14 @@ A simulated race of ``--race`` (every entrant, the race engine, incidents) is tu
 the processors' records tick by tick, as the broadcaster's tests do
 (``tests/broadcast/broadcast_records.py``), and applied to the broadcaster's views and
 hub, which tick once per record tick. Subscribers hold one channel each (and one
-"phone": standings top 20 and three runners); every frame queued for them is counted
-between race minutes ``--from-min`` and ``--to-min``. Prints bytes per minute of race
-time per channel and for the phone; ``--out`` also writes them as JSON.
+"phone": standings top 20 and three runners); the websocket message written to each
+after every tick (its frames, a batch when several) is counted between race minutes
+``--from-min`` and ``--to-min``. Prints bytes per minute of race time per channel and
+for the phone; ``--out`` also writes them as JSON.
 
-The record tick is ``--tick-s`` (the processors publish every 50 ms and the broadcaster
-sends at most one frame per channel per 250 ms tick, so the real frame count is higher
-and each frame smaller: a row changes once per fix, whatever the tick).
+The record tick is ``--tick-s`` (the processors publish every 50 ms, so the real
+message count is higher and each message smaller: a row changes once per fix, whatever
+the tick).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from broadcast_records import RaceRecords  # noqa: E402
 from benchmarks.provenance import code_version  # noqa: E402
 from broadcast.hub import Hub, Subscriber  # noqa: E402
 from broadcast.views import RaceView  # noqa: E402
+from broadcast.wire import message  # noqa: E402
 
 
 def main() -> int:
@@ -67,10 +69,10 @@ def main() -> int:
             view.apply(topic, rec)
         hub.tick(t / 1000)
         for label, sub in subs.items():
-            while (item := sub.outbox.take()) is not None:
-                if lo <= t < hi:
-                    counted[label] += len(item[1])
-                    frames[label] += 1
+            sent = hub.take(sub, t / 1000)  # one websocket message per tick, as written
+            if sent and lo <= t < hi:
+                counted[label] += len(message(sent))
+                frames[label] += 1
         if t >= hi:
             break
     minutes = (hi - lo) / 60_000
@@ -78,12 +80,12 @@ def main() -> int:
               "tick_s": args.tick_s, "window_min": [args.from_min, args.to_min],
               "race_start_ms": start,
               "bytes_per_min": {k: round(v / minutes) for k, v in counted.items()},
-              "frames_per_min": {k: round(v / minutes, 1) for k, v in frames.items()}}
+              "messages_per_min": {k: round(v / minutes, 1) for k, v in frames.items()}}
     print(f"{rid}, {len(bibs)} runners, records every {args.tick_s:g} s, race minutes "
           f"{args.from_min:g}-{args.to_min:g}, code {result['code']}")
     for label in channels:
         print(f"  {label:<28} {result['bytes_per_min'][label] / 1024:9.1f} KiB/min "
-              f"({result['frames_per_min'][label]:g} frames/min)")
+              f"({result['messages_per_min'][label]:g} messages/min)")
     if args.out:
         args.out.write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0

@@ -63,6 +63,7 @@ class Hub:
         self._requests: list[tuple[Subscriber, Key, int | None]] = []
         self._fresh: dict[Key, list[bytes]] = {}  # this tick's frames by channel
         self.stats = TickStats()
+        self.subscriptions = 0  # over every subscriber
 
     def channel(self, name: str, top: int | None = None) -> Channel:
         """The channel ``name`` (created on first use).
@@ -103,6 +104,7 @@ class Hub:
         self.unsubscribe(sub, name)
         key = (name, top)
         sub.subs[name] = key
+        self.subscriptions += 1
         self._requests.append((sub, key, since))
         del chan  # created now so a bad name fails at once, not at the tick
 
@@ -111,6 +113,7 @@ class Hub:
         key = sub.subs.pop(name, None)
         if key is None:
             return False
+        self.subscriptions -= 1
         chan = self.channels.get(key)
         if chan is not None:
             chan.subscribers.discard(sub)

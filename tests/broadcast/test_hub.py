@@ -306,3 +306,17 @@ def test_a_top_n_client_gets_whole_rows_for_bibs_entering_its_top() -> None:
         top = without_clock(held["standings:mini"].state)["runners"]
         assert top == without_clock({"runners": compact(view.board.board["runners"][:1])})[
             "runners"]
+
+
+def test_the_subscription_count_follows_subscribes_replacements_and_drops() -> None:
+    _, _, hub = setup_hub()
+    a, b = Subscriber(), Subscriber()
+    hub.subscribe(a, "standings:mini")
+    hub.subscribe(a, "standings:mini", top=3)  # a replacement, not one more
+    hub.subscribe(a, "flow:mini")
+    hub.subscribe(b, "flow:mini")
+    assert hub.subscriptions == 3
+    assert hub.unsubscribe(a, "flow:mini") and not hub.unsubscribe(a, "flow:mini")
+    hub.drop(b)
+    hub.drop(b)
+    assert hub.subscriptions == 1 == len(a.subs)

@@ -176,8 +176,7 @@ def run_ceiling(feed: StandingsFeed, channel: str, hz: float, clients: int,
     port = free_port()
     ramp = args.ramp_s if args.ramp_s else 10 + clients / 400
     proc = ctx.Process(target=ceiling_main, daemon=True,
-                       args=(feed, channel, hz, port, ramp + args.seconds + 30, ready,
-                             args.event_loop))
+                       args=(feed, channel, hz, port, ramp + args.seconds + 30, ready))
     proc.start()
     try:
         if not ready.wait(60):
@@ -288,7 +287,7 @@ def run_broadcaster(feed: StandingsFeed, channel: str, hz: float, clients: int,
     ws_port, http_port = free_port(), free_port()
     cmd = [sys.executable, "-m", "zegama_live.cli", "broadcast", "--host", "127.0.0.1",
            "--ws-port", str(ws_port), "--http-port", str(http_port), "--bootstrap", bootstrap,
-           "--race", str(args.race), "--event-loop", args.event_loop, *args.broadcast_arg]
+           "--race", str(args.race), *args.broadcast_arg]
     log = open(args.log_dir / f"broadcast-{clients}-{hz:g}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     url = f"ws://127.0.0.1:{ws_port}/"
@@ -454,8 +453,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure the raw ceiling only (no broker, no broadcaster)")
     parser.add_argument("--broadcaster-only", action="store_true",
                         help="measure the broadcaster only (to profile it; no verdicts)")
-    parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio",
-                        help="the event loop of both servers, the ceiling and the broadcaster")
     parser.add_argument("--broadcast-arg", action="append", default=[],
                         help="extra argument for zegama-live broadcast (repeat)")
     parser.add_argument("--client-cost", type=int, default=0, metavar="N",

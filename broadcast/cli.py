@@ -34,8 +34,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return service.fail("broadcast", exc)
     try:
-        with asyncio.Runner(loop_factory=service.loop_factory(settings.event_loop)) as runner:
-            runner.run(serve(broadcaster))
+        asyncio.run(serve(broadcaster))
     except (KafkaError, OSError, RuntimeError) as exc:  # no broker, a port in use, no topics
         return service.fail("broadcast", f"cannot start: {exc} (Kafka at {settings.bootstrap}, "
                             f"ports {settings.http_port} and {settings.ws_port})", status=1)

@@ -38,7 +38,6 @@ class BroadcastSettings:
     ws_send_buffer: int = 0  # bytes of a client socket's send buffer; 0: the OS default
     ws_write_limit: int = 64 * 1024  # bytes a client's transport may hold before it is skipped
     ws_writer: str = "frames"  # "frames": framed once, written to transports; "broadcast"
-    event_loop: str = "asyncio"  # or "uvloop"
     resume_s: float = 60.0
     resume_frames: int = 256
     max_channels: int = 10_000
@@ -53,7 +52,6 @@ class BroadcastSettings:
 
 SECRETS = frozenset({"feed_keys", "control_tokens"})
 WRITERS = ("frames", "broadcast")
-LOOPS = ("asyncio", "uvloop")
 
 
 def _mask_credentials(value: tuple[tuple[str, str], ...]) -> list[str]:
@@ -112,8 +110,6 @@ OPTIONS: tuple[Option, ...] = (
     Option("ws_writer", "ZEGAMA_BROADCAST_WS_WRITER",
            "how frames are written: 'frames' (framed once per tick, to the transports) or "
            "'broadcast' (websockets' broadcast(), framed per client; to measure)", str),
-    Option("event_loop", "ZEGAMA_BROADCAST_EVENT_LOOP",
-           "event loop: 'asyncio' (the standard library's) or 'uvloop'", str),
     Option("resume_s", "ZEGAMA_BROADCAST_RESUME_S", "how long updates are kept for resume (s)",
            float),
     Option("resume_frames", "ZEGAMA_BROADCAST_RESUME_FRAMES",
@@ -154,8 +150,6 @@ def check(s: BroadcastSettings) -> None:
                               "publish_timeout_s", "ws_write_limit"))
     if s.ws_writer not in WRITERS:
         raise SettingsError(f"ws_writer must be one of {', '.join(WRITERS)}, not {s.ws_writer!r}")
-    if s.event_loop not in LOOPS:
-        raise SettingsError(f"event_loop must be one of {', '.join(LOOPS)}, not {s.event_loop!r}")
     if s.ws_send_buffer < 0:
         raise SettingsError("ws_send_buffer must be 0 (OS default) or a number of bytes")
     if not s.races:

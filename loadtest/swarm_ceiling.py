@@ -19,7 +19,6 @@ import orjson
 from loadtest import swarm_wire as wire
 from loadtest.swarm_feed import Stamper, StandingsFeed
 from loadtest.swarm_worker import raise_open_files_limit
-from zegama_live.service import loop_factory
 
 
 def envelope(channel: str, record: dict[str, Any]) -> bytes:
@@ -111,8 +110,7 @@ class CeilingServer:
 
 
 def ceiling_main(feed: StandingsFeed, channel: str, hz: float, port: int, duration_s: float,
-                 ready: Any = None, event_loop: str = "asyncio") -> None:
-    """Process entry point: serve until ``duration_s`` has passed, on ``event_loop``."""
+                 ready: Any = None) -> None:
+    """Process entry point: serve until ``duration_s`` has passed."""
     raise_open_files_limit()
-    with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:
-        runner.run(CeilingServer(feed, channel, hz).run(port, duration_s, ready))
+    asyncio.run(CeilingServer(feed, channel, hz).run(port, duration_s, ready))

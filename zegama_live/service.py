@@ -68,15 +68,6 @@ def settings_or_status(command: str, args: argparse.Namespace,
     return settings
 
 
-def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The event loop factory called ``name``: None (asyncio's default) or uvloop's."""
-    if name == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop
-    return None
-
-
 def stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
     """The event set when SIGINT or SIGTERM arrives: ``stop``, or a new one.
 

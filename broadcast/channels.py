@@ -111,10 +111,10 @@ class Channel:
     def resume(self, since: int) -> list[bytes] | None:
         """The kept frames a client at ``since`` lacks, or None when only a snapshot will do.
 
-        A delta channel resumes only from a frame that starts at ``since``: the frames
-        are made per record (standings) or per tick, the same on every broadcaster for
-        the same records when they are made per record, so a client moving to another
-        broadcaster resumes there. A whole-state channel sends its newest frame.
+        A delta channel resumes only from a frame that starts at ``since``: standings and
+        checkpoint frames are made per window of records, the same on every broadcaster
+        for the same records, so a client moving to another broadcaster resumes there
+        (flow and control frames per tick). A whole-state channel sends its newest frame.
         """
         if since == self.seq and since > 0:
             return []
@@ -134,9 +134,10 @@ class Channel:
 class StandingsChannel(Channel):
     """``standings:<race>``, the whole board or its first ``top`` rows.
 
-    One update frame per standings record, made from the record and what this
-    channel's subscribers hold after the one before it, so every broadcaster following
-    the same records makes the same frames whatever its ticks (docs/broadcast.md).
+    One update frame per window of standings records (``RaceView``), made from the
+    window's update and what this channel's subscribers hold after the one before it,
+    so every broadcaster following the same records makes the same frames whatever its
+    ticks (docs/broadcast.md).
     """
 
     delta = True
@@ -214,8 +215,9 @@ class RunnerChannel(Channel):
 
 
 class CheckpointChannel(Channel):
-    """``checkpoint:<race>:<id>``: one checkpoint's ranked splits; an update per standings
-    record that changes it, carrying the splits its subscribers lack (as standings do)."""
+    """``checkpoint:<race>:<id>``: one checkpoint's ranked splits; an update per window
+    of standings records that changes it, carrying the splits its subscribers lack (as
+    standings do)."""
 
     delta = True
 
@@ -289,13 +291,13 @@ CLOCK_FIELDS = frozenset({"last_seen_s"})  # the board time minus last_fix_ms
 def row_change(row: Json, held: Json | None) -> Json | None:
     """A changed board row as what its subscribers lack: the whole row when they hold
     none for that bib, else its bib and the fields whose value changed (a runner's
-    name, category and country never do; progress and gaps at every fix). None when
-    only ``last_seen_s`` changed: it changes in every row at every board, and a client
-    computes it from ``last_fix_ms``; it goes out with the row's next real change."""
+    name, category and country never do; progress and gaps at every fix). Never
+    ``last_seen_s``: it changes in every row at every board, and a client computes it
+    from ``last_fix_ms``. None when nothing else changed."""
     if held is None:
         return row
-    changed = {k: v for k, v in row.items() if held.get(k) != v}
-    return None if changed.keys() <= CLOCK_FIELDS else {"bib": row["bib"], **changed}
+    changed = {k: v for k, v in row.items() if held.get(k) != v and k not in CLOCK_FIELDS}
+    return {"bib": row["bib"], **changed} if changed else None
 
 
 def checkpoint_tails(changed: list[Json], sent: dict[str, list[Json]]) -> list[Json]:

@@ -173,13 +173,13 @@ class WebsocketServer:
         else:
             conn.ws.transport.write(wire.bytes_of(frames))
 
-    async def _request(self, conn: Connection, message: str | bytes) -> None:
-        if isinstance(message, bytes):
+    async def _request(self, conn: Connection, request: str | bytes) -> None:
+        if isinstance(request, bytes):
             conn.error("bad_json", "requests are JSON objects in text frames, this was a binary "
                        "frame: send e.g. {\"op\": \"ping\"} as text")
             return
         try:
-            req = orjson.loads(message)
+            req = orjson.loads(request)
         except orjson.JSONDecodeError:
             req = None
         if not isinstance(req, dict):
@@ -258,13 +258,14 @@ class WebsocketServer:
         period, last = self.settings.tick_ms / 1000.0, 0.0
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._due.wait(), IDLE_TICK_S)
+                await asyncio.wait_for(self._due.wait(),
+                                       period if self.hub.holding() else IDLE_TICK_S)
             self._due.clear()
             if (wait := last + period - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
             now = last = time.monotonic()
             try:
-                stats = self.hub.tick(now)
+                stats = self.hub.tick(now, int(time.time() * 1000))
             except Exception:  # a record of an unexpected shape must not stop the fan-out
                 log.exception("a fan-out tick failed; the next one carries on")
                 continue

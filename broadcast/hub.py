@@ -1,7 +1,8 @@
 """Channels, subscriptions and the fan-out tick (sans-I/O).
 
 ``Hub.tick(now)`` turns each race's changes since the last tick into frames, one per
-channel (one per standings record for standings and checkpoints), each encoded once.
+channel (one per window of standings records for standings and checkpoints), each
+encoded once.
 ``Hub.take(sub, now, writable)`` then gives each subscriber what to write now: for a
 subscriber that is caught up and writable, this tick's frames of its channels (for one
 channel, the channel's own list: nothing is built per subscriber); otherwise they go
@@ -128,15 +129,17 @@ class Hub:
         for name in list(sub.subs):
             self.unsubscribe(sub, name)
 
-    def tick(self, now: float) -> TickStats:
+    def tick(self, now: float, now_ms: int | None = None) -> TickStats:
         """Make this tick's frames and answer the subscriptions asked since the last one.
+        ``now`` is monotonic seconds (outbox ages), ``now_ms`` the wall clock that closes
+        the views' standings windows (None: only a later record closes one).
 
         Returns the tick's stats; the ``take`` calls that follow add their drops to it."""
         stats = self.stats = TickStats()
         self._forget_idle(now)
         fresh: dict[Key, list[bytes]] = {}
         for race, view in self.views.items():
-            pending = view.take_pending()
+            pending = view.take_pending(now_ms)
             for chan in self._by_race[race]:
                 made = chan.tick(pending, now)
                 if made:
@@ -155,6 +158,10 @@ class Hub:
             sub.live.append(key)
             sub.answered.add(key)  # its snapshot (or replay) already holds this tick's frames
         return stats
+
+    def holding(self) -> bool:
+        """True while a view holds a standings window back: tick again at its end."""
+        return any(view.holding for view in self.views.values())
 
     def take(self, sub: Subscriber, now: float, writable: bool = True) -> list[bytes]:
         """What to write to ``sub`` now, oldest first ([] when nothing, or not ``writable``:

@@ -32,7 +32,7 @@ class BroadcastSettings:
     feed_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     control_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     public_ws_url: str = ""  # empty: ws://<the page's host>:<ws_port>/
-    tick_ms: int = 100
+    tick_ms: int = 200
     heartbeat_s: float = 15.0
     slow_client_s: float = 10.0
     ws_send_buffer: int = 0  # bytes of a client socket's send buffer; 0: the OS default
@@ -98,7 +98,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("public_ws_url", "ZEGAMA_BROADCAST_PUBLIC_WS_URL",
            "websocket URL the pages use, when behind a proxy (default ws://HOST:WS_PORT/)", str),
     Option("tick_ms", "ZEGAMA_BROADCAST_TICK_MS", "fan-out tick: shortest time between two "
-           "ticks; a tick runs as soon as records arrive (ms)", int),
+           "ticks (a tick runs as soon as records arrive), and the standings window: at most "
+           "one standings update per channel per window (ms)", int),
     Option("heartbeat_s", "ZEGAMA_BROADCAST_HEARTBEAT_S", "heartbeat interval (s)", float),
     Option("slow_client_s", "ZEGAMA_BROADCAST_SLOW_CLIENT_S",
            "close a client (4008) whose oldest pending frame waited this long (s)", float),

@@ -95,6 +95,17 @@ def diff(old: Json, new: Json, base_seq: int, seq: int) -> Json:
     return update
 
 
+def merge_updates(first: Json, later: Json) -> Json:
+    """One update equal to applying ``first`` then ``later`` (a window's updates as one)."""
+    rows = {row["bib"]: row for row in first.get("rows", [])}
+    rows.update((row["bib"], row) for row in later.get("rows", []))
+    merged = {**first, **{k: later[k] for k in UPDATE_KEYS if k in later and k != "base_seq"}}
+    merged["rows"] = list(rows.values())
+    merged["checkpoints"] = _replace_by_id(first.get("checkpoints", []),
+                                           later.get("checkpoints", []))
+    return merged
+
+
 def update_data(update: Json) -> Json:
     """The websocket update ``data`` of a standings record: the record minus v and type."""
     return {k: update[k] for k in UPDATE_KEYS if k in update}

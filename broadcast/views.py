@@ -6,6 +6,13 @@ runners' cards and tracks, the open alerts, the control log and the weather aler
 the danger zones (from the log's ``weather`` commands), skipping duplicates by ``seq``
 per key (docs/streams.md). What changed since the last tick accumulates in
 ``pending`` for the channels to turn into frames.
+
+Standings updates are gathered in windows of ``window_ms`` of their ``generated_ms``
+(the processors' clock, the same on every broadcaster): the updates of one window
+become one, handed over when a record of a later window arrives or, without one, at
+the window's end plus a grace (``take_pending(now_ms)``). So every broadcaster makes
+the same standings frames from the same records, whatever its ticks, and a channel
+sends at most one standings update per window (docs/broadcast.md).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from broadcast.standings import Board
+from broadcast.standings import Board, merge_updates
 from race_engine.alerts import ORDER as ALERT_KINDS
 from race_engine.model import Race
 from zegama_live.topics import ALERTS, CONTROL_LOG, RUNNER_UPDATES, STANDINGS
@@ -37,8 +44,7 @@ class Pending:
     """What changed since the last tick."""
 
     snapshot: bool = False  # a standings snapshot was applied
-    updates: list[Json] = field(default_factory=list)  # the standings updates applied
-    checkpoints: set[str] = field(default_factory=set)
+    updates: list[Json] = field(default_factory=list)  # standings updates, a window each
     bibs: set[str] = field(default_factory=set)
     alerts: list[Json] = field(default_factory=list)
     log: list[Json] = field(default_factory=list)
@@ -48,8 +54,11 @@ class Pending:
 class RaceView:
     """The live state of one race, as the broadcaster serves it."""
 
-    def __init__(self, race: Race) -> None:
+    def __init__(self, race: Race, window_ms: int = 0) -> None:
+        """``window_ms`` 0: every standings update stands alone."""
         self.race = race
+        self.window_ms = window_ms
+        self._window: tuple[int, Json] | None = None  # the open window: index, its updates
         self.id = race.id
         self.bibs = frozenset(e.bib for e in race.entrants)
         self.checkpoint_ids = frozenset(cp.id for cp in race.checkpoints)
@@ -84,10 +93,32 @@ class RaceView:
             return self._log(record)
         raise ValueError(f"topic {topic!r} is not one the broadcaster follows")
 
-    def take_pending(self) -> Pending:
-        """What changed since the last call; starts a new tick."""
+    def take_pending(self, now_ms: int | None = None) -> Pending:
+        """What changed since the last call; starts a new tick. With ``now_ms`` (wall
+        clock), an open standings window whose end and grace have passed is closed."""
+        if self._window is not None and now_ms is not None and \
+                now_ms >= (self._window[0] + 1) * self.window_ms + self.window_ms // 4:
+            self.pending.updates.append(self._window[1])
+            self._window = None
         pending, self.pending = self.pending, Pending()
         return pending
+
+    @property
+    def holding(self) -> bool:
+        """True while a standings window is open (its updates not handed over yet)."""
+        return self._window is not None
+
+    def _gather(self, update: Json) -> None:
+        """Hand ``update`` over, or merge it into the open window of its ``generated_ms``."""
+        if not self.window_ms:
+            self.pending.updates.append(update)
+            return
+        index = int(update.get("generated_ms") or 0) // self.window_ms
+        if self._window is not None and self._window[0] != index:
+            self.pending.updates.append(self._window[1])
+            self._window = None
+        self._window = (index, update if self._window is None
+                        else merge_updates(self._window[1], update))
 
     def _standings(self, record: Json) -> bool:
         kind = self.board.apply(record)
@@ -97,11 +128,11 @@ class RaceView:
         if kind == "snapshot":
             p.snapshot = True
             p.updates.clear()
+            self._window = None  # the board holds it
             return True
         update = self.board.last_update
         assert update is not None
-        p.updates.append(update)
-        p.checkpoints.update(cp["id"] for cp in update.get("checkpoints", []))
+        self._gather(update)
         return True
 
     def _runner(self, record: Json) -> bool:

@@ -3,6 +3,8 @@ channel from its frames ends with the server's state; resume replays what was mi
 
 from __future__ import annotations
 
+import itertools
+
 import orjson
 import pytest
 from broadcast_client import ClientChannel, without_clock
@@ -14,13 +16,14 @@ from broadcast.hub import Hub, Subscriber
 from broadcast.outbox import MAX_CHAIN
 from broadcast.views import RaceView
 
+FAR = 10**15  # a wall clock long after every record
 CHANNELS = ["standings:mini", "runner:mini:1", "checkpoint:mini:top", "flow:mini",
             "control:mini"]
 
 
-def setup_hub() -> tuple[RaceRecords, RaceView, Hub]:
-    rr = RaceRecords(MINI, snapshot_every=9)
-    view = RaceView(rr.race)
+def setup_hub(window_ms: int = 0) -> tuple[RaceRecords, RaceView, Hub]:
+    rr = RaceRecords(MINI, snapshot_every=9)  # a standings record every 20 s of race time
+    view = RaceView(rr.race, window_ms)
     return rr, view, Hub({"mini": view}, resume_s=3600, resume_frames=10_000)
 
 
@@ -33,8 +36,9 @@ def drain(hub: Hub, sub: Subscriber, held: dict[str, ClientChannel],  # type: ig
     return frames
 
 
-def test_every_channel_rebuilt_from_its_frames_equals_a_fresh_snapshot() -> None:
-    rr, view, hub = setup_hub()
+@pytest.mark.parametrize("window_ms", [0, 60_000])  # every update, or three as one
+def test_every_channel_rebuilt_from_its_frames_equals_a_fresh_snapshot(window_ms: int) -> None:
+    rr, view, hub = setup_hub(window_ms)
     sub, held = Subscriber(), {}
     for name in CHANNELS:
         hub.subscribe(sub, name)
@@ -48,6 +52,9 @@ def test_every_channel_rebuilt_from_its_frames_equals_a_fresh_snapshot() -> None
         hub.tick(t)
         for frame in drain(hub, sub, held):
             seqs[frame["channel"]].append(frame["seq"])
+    hub.tick(t + 1, now_ms=FAR)  # long after the race: the last window closes
+    for frame in drain(hub, sub, held):
+        seqs[frame["channel"]].append(frame["seq"])
     for name in CHANNELS:
         fresh = orjson.loads(hub.channel(name).snapshot_frame())
         if name.startswith("checkpoint:"):  # its generated_ms is that of its last change
@@ -289,7 +296,7 @@ def test_a_changed_row_carries_only_its_changed_fields() -> None:
     assert row_change(now, None) == now  # a bib the client does not hold: whole
     assert row_change({**held, "last_seen_s": 9.0}, {**held, "last_seen_s": 4.0}) is None
     assert row_change({**now, "last_seen_s": 9.0}, {**held, "last_seen_s": 4.0}) == \
-        {"bib": "7", "progress_m": 180.0, "rank": 2, "last_seen_s": 9.0}
+        {"bib": "7", "progress_m": 180.0, "rank": 2}  # the client computes last_seen_s
 
 
 def test_a_top_n_client_gets_whole_rows_for_bibs_entering_its_top() -> None:
@@ -320,3 +327,24 @@ def test_the_subscription_count_follows_subscribes_replacements_and_drops() -> N
     hub.drop(b)
     hub.drop(b)
     assert hub.subscriptions == 1 == len(a.subs)
+
+
+def test_a_window_of_standings_updates_goes_as_one_whatever_the_ticks() -> None:
+    rr, view, hub = setup_hub(window_ms=60_000)
+    sub, held = Subscriber(), {}
+    hub.subscribe(sub, "standings:mini")
+    updates = []  # (generated_ms, base_seq, seq) of each frame
+    for i, records in enumerate(rr.run()):
+        for topic, _, rec in records:
+            view.apply(topic, rec)
+        if i % 2:  # ticks come at any time: the frames do not follow them
+            continue
+        hub.tick(float(i))
+        updates += [(f["data"]["generated_ms"], f["data"]["base_seq"], f["seq"])
+                    for f in drain(hub, sub, held) if f["type"] == "update"]
+    windows = [g // 60_000 for g, _, _ in updates]
+    assert len(windows) > 5 and len(set(windows)) == len(windows)  # one frame a window
+    assert all(later[1] == before[2] for before, later in itertools.pairwise(updates))
+    assert view.holding  # the last window waits for its end
+    hub.tick(99.0, now_ms=(windows[-1] + 2) * 60_000 + 15_000)
+    assert [f["type"] for f in drain(hub, sub, held)] == ["update"] and not view.holding

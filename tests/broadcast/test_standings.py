@@ -6,7 +6,7 @@ import copy
 
 from broadcast_records import MINI, RaceRecords
 
-from broadcast.standings import Board, apply_update, top_board, top_update
+from broadcast.standings import Board, apply_update, merge_updates, top_board, top_update
 from zegama_live.topics import STANDINGS
 
 
@@ -55,6 +55,18 @@ def test_a_duplicate_is_skipped_and_a_gap_waits_for_the_next_snapshot() -> None:
         assert board.apply(rec) is None
     assert board.apply(ticks[next_snapshot][0]) == "snapshot"
     assert board.board == ticks[next_snapshot][1]
+
+
+def test_merged_updates_equal_the_updates_applied_one_by_one() -> None:
+    _, ticks = standings_ticks()
+    start = ticks[0][1]
+    updates = [rec for rec, _ in ticks[1:6]]
+    assert all(u["type"] == "update" for u in updates)
+    merged = updates[0]
+    for u in updates[1:]:
+        merged = merge_updates(merged, u)
+    assert merged["base_seq"] == updates[0]["base_seq"] and merged["seq"] == updates[-1]["seq"]
+    assert apply_update(start, merged) == ticks[5][1]
 
 
 def test_a_top_n_client_follows_the_first_n_rows() -> None:

@@ -193,3 +193,16 @@ def test_swarm_against_the_ceiling_server() -> None:
     # Bib 1 gets a new fix every other update; nothing else ever changes.
     assert 0.3 * total.updates < total.e2e.n < 0.7 * total.updates
     assert total.e2e.max_ms < 1_000
+
+
+def test_the_swarm_finds_each_message_of_a_batch_without_parsing_it() -> None:
+    import orjson
+
+    from broadcast.wire import message
+    from loadtest.swarm_client import _starts
+
+    frames = [orjson.dumps({"type": "update", "channel": "standings:r", "seq": i,
+                            "data": {"generated_ms": 1000 + i, "rows": [{"bib": "1"}]}})
+              for i in range(3)] + [orjson.dumps({"type": "heartbeat", "t_ms": 5})]
+    batch = message(frames)
+    assert [batch[s:s + len(f)] for s, f in zip(_starts(batch), frames, strict=True)] == frames

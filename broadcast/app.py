@@ -42,7 +42,7 @@ class Broadcaster:
             if race.id in self.races:
                 raise ValueError(f"race {race.id} is given twice (--race {folder})")
             self.races[race.id] = race
-        self.views = {rid: RaceView(race, settings.tick_ms) for rid, race in self.races.items()}
+        self.views = {rid: RaceView(race, settings.window_ms) for rid, race in self.races.items()}
         self.hub = Hub(self.views, settings.resume_s, settings.resume_frames,
                        settings.max_channels)
         self.credentials = Credentials(settings.feed_keys, settings.control_tokens)

@@ -32,7 +32,8 @@ class BroadcastSettings:
     feed_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     control_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     public_ws_url: str = ""  # empty: ws://<the page's host>:<ws_port>/
-    tick_ms: int = 200
+    tick_ms: int = 100
+    window_ms: int = 500  # standings windows: at most one standings update per window
     heartbeat_s: float = 15.0
     slow_client_s: float = 10.0
     ws_send_buffer: int = 0  # bytes of a client socket's send buffer; 0: the OS default
@@ -98,8 +99,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("public_ws_url", "ZEGAMA_BROADCAST_PUBLIC_WS_URL",
            "websocket URL the pages use, when behind a proxy (default ws://HOST:WS_PORT/)", str),
     Option("tick_ms", "ZEGAMA_BROADCAST_TICK_MS", "fan-out tick: shortest time between two "
-           "ticks (a tick runs as soon as records arrive), and the standings window: at most "
-           "one standings update per channel per window (ms)", int),
+           "ticks; a tick runs as soon as records arrive (ms)", int),
+    Option("window_ms", "ZEGAMA_BROADCAST_WINDOW_MS", "standings window: the standings "
+           "records of one window of their clock go as one update (ms)", int),
     Option("heartbeat_s", "ZEGAMA_BROADCAST_HEARTBEAT_S", "heartbeat interval (s)", float),
     Option("slow_client_s", "ZEGAMA_BROADCAST_SLOW_CLIENT_S",
            "close a client (4008) whose oldest pending frame waited this long (s)", float),
@@ -146,7 +148,7 @@ def load(args: argparse.Namespace | None = None,
 def check(s: BroadcastSettings) -> None:
     """Raise SettingsError naming the first setting that cannot be used."""
     config.check_ports(s, ("http_port", "ws_port"))
-    config.check_positive(s, ("tick_ms", "heartbeat_s", "slow_client_s", "resume_s",
+    config.check_positive(s, ("tick_ms", "window_ms", "heartbeat_s", "slow_client_s", "resume_s",
                               "resume_frames", "max_channels", "feed_rate", "feed_burst",
                               "publish_timeout_s", "ws_write_limit"))
     if s.ws_writer not in WRITERS:

@@ -23,7 +23,7 @@ def test_flag_wins_over_environment_over_default() -> None:
     env = {"ZEGAMA_BROADCAST_HTTP_PORT": "9000", "ZEGAMA_BROADCAST_WS_PORT": "9001",
            "ZEGAMA_RACES": f"{MINI},{MINI.parent / 'mini'}"}
     s = load(parse("--ws-port", "7000"), env)
-    assert (s.http_port, s.ws_port, s.tick_ms) == (9000, 7000, 200)
+    assert (s.http_port, s.ws_port, s.tick_ms) == (9000, 7000, 100)
     assert s.races == (MINI, MINI)
     s = load(parse("--race", str(MINI), "--race", "races/zegama-2026"), env)
     assert s.races == (MINI, Path("races/zegama-2026"))
@@ -78,5 +78,5 @@ def test_help_shows_the_repeatable_race_flag_and_every_variable() -> None:
     configure(parser)
     text = " ".join(parser.format_help().split())
     assert "--race DIR" in text and "[env ZEGAMA_RACES; no default]" in text
-    assert "[env ZEGAMA_BROADCAST_TICK_MS; default 200]" in text
+    assert "[env ZEGAMA_BROADCAST_TICK_MS; default 100]" in text
     assert "[env ZEGAMA_FEED_KEYS; no default]" in text and "--print-config" in text

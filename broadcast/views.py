@@ -8,9 +8,10 @@ per key (docs/streams.md). What changed since the last tick accumulates in
 ``pending`` for the channels to turn into frames.
 
 Standings updates are gathered in windows of ``window_ms`` of their ``generated_ms``
-(the processors' clock, the same on every broadcaster): the updates of one window
-become one, handed over when a record of a later window arrives or, without one, at
-the window's end plus a grace (``take_pending(now_ms)``). So every broadcaster makes
+(the processors' clock, the same on every broadcaster): an update whose window follows
+an empty one goes at once; the others of one window become one, handed over when a
+record of a later window arrives or, without one, at the window's end plus a grace
+(``take_pending(now_ms)``). So every broadcaster makes
 the same standings frames from the same records, whatever its ticks, and a channel
 sends at most one standings update per window (docs/broadcast.md).
 """
@@ -59,6 +60,7 @@ class RaceView:
         self.race = race
         self.window_ms = window_ms
         self._window: tuple[int, Json] | None = None  # the open window: index, its updates
+        self._last_window = -2  # the window of the last standings update gathered
         self.id = race.id
         self.bibs = frozenset(e.bib for e in race.entrants)
         self.checkpoint_ids = frozenset(cp.id for cp in race.checkpoints)
@@ -117,8 +119,14 @@ class RaceView:
         if self._window is not None and self._window[0] != index:
             self.pending.updates.append(self._window[1])
             self._window = None
-        self._window = (index, update if self._window is None
-                        else merge_updates(self._window[1], update))
+        if self._window is None and index > self._last_window + 1:
+            # The window before had no update: none is due to merge with it, so it goes
+            # at once (a quiet race waits for no window); later ones of its window merge.
+            self.pending.updates.append(update)
+        else:
+            self._window = (index, update if self._window is None
+                            else merge_updates(self._window[1], update))
+        self._last_window = index
 
     def _standings(self, record: Json) -> bool:
         kind = self.board.apply(record)

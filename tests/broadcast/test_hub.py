@@ -348,3 +348,18 @@ def test_a_window_of_standings_updates_goes_as_one_whatever_the_ticks() -> None:
     assert view.holding  # the last window waits for its end
     hub.tick(99.0, now_ms=(windows[-1] + 2) * 60_000 + 15_000)
     assert [f["type"] for f in drain(hub, sub, held)] == ["update"] and not view.holding
+
+
+def test_in_a_quiet_race_an_update_waits_for_no_window() -> None:
+    rr, view, hub = setup_hub(window_ms=10_000)  # records 20 s apart: windows between empty
+    sub, held = Subscriber(), {}
+    hub.subscribe(sub, "standings:mini")
+    sent = 0
+    for i, records in enumerate(rr.run()):
+        for topic, _, rec in records:
+            view.apply(topic, rec)
+        hub.tick(float(i))  # no wall clock: only a record could close a window
+        assert not view.holding
+        sent += sum(f["type"] == "update" for f in drain(hub, sub, held))
+    assert sent > 5
+    assert without_clock(held["standings:mini"].state) == without_clock(compact(rr.board))

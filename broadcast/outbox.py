@@ -1,14 +1,13 @@
 """A websocket client's outgoing queue (sans-I/O).
 
 Frames wait here between ticks, or while the client's socket is backed up. A channel
-has at most one place in the queue: a newer update of a card, checkpoint or other
-whole-state channel replaces the waiting one there; an update of a delta channel
-(standings, flow, control: each update needs the one before it) is appended to the
-waiting ones, up to ``MAX_CHAIN``, after which they all give way to the channel's
-current snapshot. So a client a little behind catches up with the updates it missed,
-one far behind with one snapshot of its own channel, and a slow client costs a bounded
-amount of memory, never more than the channels it watches. ``oldest_wait`` tells how
-far behind it is.
+has at most one place in the queue: a newer card (a whole-state channel) replaces the
+waiting one there; an update of a delta channel (standings, checkpoint, flow, control:
+each update needs the one before it) is appended to the waiting ones, up to
+``MAX_CHAIN``, after which they all give way to the channel's current snapshot. So a
+client a little behind catches up with the updates it missed, one far behind with one
+snapshot of its own channel, and a slow client costs a bounded amount of memory, never
+more than the channels it watches. ``oldest_wait`` tells how far behind it is.
 """
 
 from __future__ import annotations

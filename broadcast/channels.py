@@ -175,12 +175,17 @@ class StandingsChannel(Channel):
         data = update_data(update)
         data["checkpoints"] = checkpoint_tails(data.get("checkpoints", []), self._splits)
         self._splits.update((cp["id"], cp["splits"]) for cp in update.get("checkpoints", []))
+        ranked = ranked_prefix(data["order"], self._rows)
         if self.top is not None:
             data = top_update(data, self._rows, self.top, before)
             self._top_bibs = set(data["order"])
             rows = {bib: row for bib, row in rows.items() if bib in before}
+        derived = CLOCK_FIELDS if ranked is None else DERIVED_FIELDS
+        if ranked is not None:
+            data["ranked"] = ranked
         data["rows"] = [change for row in data["rows"]
-                        if (change := row_change(row, rows.get(row["bib"]))) is not None]
+                        if (change := row_change(row, rows.get(row["bib"]), derived))
+                        is not None]
         return data
 
     def _hold_board(self) -> None:
@@ -286,17 +291,38 @@ class FlowChannel(Channel):
 
 
 CLOCK_FIELDS = frozenset({"last_seen_s"})  # the board time minus last_fix_ms
+DERIVED_FIELDS = CLOCK_FIELDS | {"rank"}  # rank: from the update's order and "ranked"
 
 
-def row_change(row: Json, held: Json | None) -> Json | None:
+def ranked_prefix(order: list[str], rows: dict[str, Json]) -> int | None:
+    """How many bibs lead ``order`` ranked 1, 2, 3... with every later one unranked,
+    so that a client can derive each rank from the order; None when the rows' ranks
+    do not follow the order that way (then row changes carry ``rank`` themselves)."""
+    n = 0
+    for bib in order:
+        rank = rows[bib].get("rank") if bib in rows else None
+        if rank is None:
+            break
+        if rank != n + 1:
+            return None
+        n += 1
+    if any(rows[bib].get("rank") is not None for bib in order[n:] if bib in rows):
+        return None
+    return n
+
+
+def row_change(row: Json, held: Json | None,
+               derived: frozenset[str] = CLOCK_FIELDS) -> Json | None:
     """A changed board row as what its subscribers lack: the whole row when they hold
     none for that bib, else its bib and the fields whose value changed (a runner's
-    name, category and country never do; progress and gaps at every fix). Never
-    ``last_seen_s``: it changes in every row at every board, and a client computes it
-    from ``last_fix_ms``. None when nothing else changed."""
+    name, category and country never do; progress and gaps at every fix), less the
+    ``derived`` ones a client computes itself: ``last_seen_s`` (it changes in every
+    row at every board; the board time minus ``last_fix_ms``) and, when the update
+    says ``ranked``, ``rank`` (at the start half of a board's rows change rank and
+    nothing else). None when nothing else changed."""
     if held is None:
         return row
-    changed = {k: v for k, v in row.items() if held.get(k) != v and k not in CLOCK_FIELDS}
+    changed = {k: v for k, v in row.items() if held.get(k) != v and k not in derived}
     return {"bib": row["bib"], **changed} if changed else None
 
 

@@ -51,6 +51,10 @@ class ClientChannel:
         assert board is not None and data["base_seq"] <= self.seq
         rows = {r["bib"]: r for r in board["runners"]}
         rows.update((r["bib"], {**rows.get(r["bib"], {}), **r}) for r in data["rows"])
+        if "ranked" in data:  # ranks left out of the rows: the order's first N are 1..N
+            for i, bib in enumerate(data["order"]):
+                if bib in rows:
+                    rows[bib] = {**rows[bib], "rank": i + 1 if i < data["ranked"] else None}
         board["runners"] = [rows[b] for b in data["order"] if b in rows]
         ids = [c["id"] for c in board["checkpoints"]]
         for tail in data["checkpoints"]:

@@ -299,6 +299,44 @@ def test_a_changed_row_carries_only_its_changed_fields() -> None:
         {"bib": "7", "progress_m": 180.0, "rank": 2}  # the client computes last_seen_s
 
 
+def test_ranks_are_left_to_the_order_when_the_ranked_rows_lead_it() -> None:
+    from broadcast.channels import DERIVED_FIELDS, ranked_prefix, row_change
+
+    rows = {"a": {"rank": 1}, "b": {"rank": 2}, "c": {"rank": None}, "d": {"rank": None}}
+    assert ranked_prefix(["a", "b", "c", "d"], rows) == 2
+    assert ranked_prefix(["c", "d"], rows) == 0
+    assert ranked_prefix(["b", "a", "c"], rows) is None  # a rank not its place
+    assert ranked_prefix(["a", "c", "b"], rows) is None  # a ranked row after an unranked
+    held = {"bib": "7", "progress_m": 100.0, "rank": 3}
+    assert row_change({**held, "rank": 2}, held, DERIVED_FIELDS) is None  # only its rank
+    assert row_change({**held, "rank": 2, "progress_m": 150.0}, held, DERIVED_FIELDS) == \
+        {"bib": "7", "progress_m": 150.0}
+
+
+def test_standings_updates_leave_ranks_out_and_still_rebuild_the_board() -> None:
+    rr, view, hub = setup_hub()
+    sub, whole = Subscriber(), ClientChannel("standings:mini")
+    hub.subscribe(sub, "standings:mini")
+    updates, moves, ranks = 0, 0, {}
+    for i, records in enumerate(rr.run()):
+        for topic, _, rec in records:
+            view.apply(topic, rec)
+        hub.tick(float(i + 1))
+        for frame in hub.take(sub, float(i + 1)):
+            msg = orjson.loads(frame)
+            if msg["type"] == "update":
+                updates += 1
+                assert "ranked" in msg["data"]
+                assert all("rank" not in r for r in msg["data"]["rows"])
+            whole.apply(msg)
+        assert whole.state is not None
+        for row in whole.state.get("runners", []):
+            moves += ranks.get(row["bib"], row["rank"]) != row["rank"]
+            ranks[row["bib"]] = row["rank"]
+        assert without_clock(whole.state) == without_clock(compact(view.board.board or {}))
+    assert updates > 10 and moves > 0  # ranks changed, and came from the order alone
+
+
 def test_a_top_n_client_gets_whole_rows_for_bibs_entering_its_top() -> None:
     rr, view, hub = setup_hub()
     sub, held = Subscriber(), {}

@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 import pytest
 import websockets
-from broadcast_client import unbatched
+from broadcast_client import ClientChannel, unbatched
 from processor_harness import read_all, wait_for
 
 from broadcast.app import Broadcaster
@@ -101,39 +101,25 @@ class Spectator:
 
     def __init__(self, url: str, race: str) -> None:
         self.url, self.race = url, race
-        self.board: Json = {}
-        self.seq = -1
-        self.frames = 0
+        self.channel = ClientChannel(f"standings:{race}")
+
+    @property
+    def board(self) -> Json:
+        return self.channel.state or {}
+
+    @property
+    def frames(self) -> int:
+        return self.channel.frames
 
     async def run(self) -> None:
         async with websockets.connect(self.url, max_size=None) as ws:
             await ws.send(orjson.dumps({"op": "subscribe",
-                                        "channel": f"standings:{self.race}"}).decode())
+                                        "channel": self.channel.name}).decode())
             async for raw in ws:
                 decode_frame(raw)  # every frame fits the protocol's records
                 for frame in unbatched(orjson.loads(raw)):
-                    self.apply(frame)
-
-    def apply(self, frame: Json) -> None:
-        if frame.get("type") == "snapshot":
-            self.board, self.seq = frame["data"], frame["seq"]
-        elif frame.get("type") == "update" and frame["seq"] >= self.seq and self.board:
-            data, board = frame["data"], self.board
-            rows = {r["bib"]: r for r in board["runners"]}
-            rows.update((r["bib"], {**rows.get(r["bib"], {}), **r}) for r in data["rows"])
-            board["runners"] = [rows[b] for b in data["order"] if b in rows]
-            held = {c["id"]: c["splits"] for c in board["checkpoints"]}
-            tails = {c["id"]: {"id": c["id"], "km": c["km"], "splits":
-                               held.get(c["id"], [])[: c["from"]] + c["splits"]}
-                     for c in data["checkpoints"]}
-            board["checkpoints"] = [tails.pop(c["id"], c) for c in board["checkpoints"]]
-            board["checkpoints"] += list(tails.values())
-            if "finishers" in data:
-                board["finishers"] = data["finishers"]
-            board["leader"], self.seq = data["leader"], frame["seq"]
-        else:
-            return
-        self.frames += 1
+                    if frame.get("type") in ("snapshot", "update"):
+                        self.channel.apply(frame)
 
     def splits(self) -> list[Json]:
         return final_splits(self.board) if self.board.get("checkpoints") else []

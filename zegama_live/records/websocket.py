@@ -154,6 +154,9 @@ class StandingsUpdate(StandingsChange, frozen=True, kw_only=True):
 
     rows: list[RowChange]  # type: ignore[valid-type]
     checkpoints: list[CheckpointTail]
+    # The first ``ranked`` bibs of the whole board's order are ranks 1..ranked, the rest
+    # unranked: the rows then leave ``rank`` out. Absent: the rows carry it.
+    ranked: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class ChannelCheckpoint(Data, frozen=True, kw_only=True):

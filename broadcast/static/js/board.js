@@ -45,6 +45,14 @@ export class Board {
       // With "top", rows outside the order are no longer in view.
       const keep = new Set(this.order);
       for (const bib of [...this.rows.keys()]) if (!keep.has(bib)) this.rows.delete(bib);
+      if (typeof u.ranked === "number") {
+        // Changed rows leave rank out: the first "ranked" bibs of the order are 1, 2, 3...
+        u.order.forEach((bib, i) => {
+          const row = this.rows.get(bib);
+          const rank = i < u.ranked ? i + 1 : null;
+          if (row && row.rank !== rank) this.rows.set(bib, { ...row, rank });
+        });
+      }
     }
     if (u.checkpoints) {
       const byId = new Map(this.checkpoints.map((c) => [c.id, c]));

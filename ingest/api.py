@@ -22,6 +22,7 @@ from ingest.chipreads import (
     ChipReadInput,
     decode_chip_read,
 )
+from ingest.encoding import BodyError, decode_body
 from ingest.producer import KafkaUnavailable, Message
 from race_engine.model import ChipRead
 
@@ -42,14 +43,18 @@ def answer(status: int, accepted: int, rejected: list[Rejection]) -> web.Respons
 
 
 async def read_body(request: web.Request, ingest: svc.Ingest, api: str) -> bytes | web.Response:
-    """The request body, or a 413 answer when it is over the size limit."""
+    """The request body decoded as its Content-Encoding says (ingest/encoding.py), or the
+    answer refusing it: 413 over the size limit, 400 or 415 for its encoding."""
     limit = ingest.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return too_large(ingest, api, limit)
     try:
-        return await request.read()
+        return decode_body(await request.read(), request.headers.get("Content-Encoding"),
+                           limit)
     except web.HTTPRequestEntityTooLarge:
         return too_large(ingest, api, limit)
+    except BodyError as exc:
+        return refuse(ingest, api, exc.status, exc.reason, exc.message)
 
 
 def too_large(ingest: svc.Ingest, api: str, limit: int) -> web.Response:

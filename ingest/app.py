@@ -129,10 +129,15 @@ async def admin_devices(request: web.Request) -> web.Response:
                        "entrants_error": registry.last_error})
 
 
+# Bodies are decompressed by ingest/encoding.py, which answers a bad one with a 400.
+RAW_BODIES = {"auto_decompress": False}
+
+
 def build_api_app(ingest: svc.Ingest) -> web.Application:
     """The API port's application."""
     app = web.Application(middlewares=[_in_flight("api")],
-                          client_max_size=ingest.settings.max_body_bytes)
+                          client_max_size=ingest.settings.max_body_bytes,
+                          handler_args=RAW_BODIES)
     app[svc.INGEST_KEY] = ingest
     app.router.add_post("/v1/pings", api.post_pings)
     app.router.add_post("/v1/chip-reads", api.post_chip_reads)
@@ -147,7 +152,8 @@ def build_api_app(ingest: svc.Ingest) -> web.Application:
 def build_osmand_app(ingest: svc.Ingest) -> web.Application:
     """The OsmAnd port's application: every path is the OsmAnd endpoint."""
     app = web.Application(middlewares=[_in_flight("osmand")],
-                          client_max_size=osmand_http.MAX_OSMAND_BODY)
+                          client_max_size=osmand_http.MAX_OSMAND_BODY,
+                          handler_args=RAW_BODIES)
     app[svc.INGEST_KEY] = ingest
     app.router.add_route("GET", "/{tail:.*}", osmand_http.handle)
     app.router.add_route("POST", "/{tail:.*}", osmand_http.handle)

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ingest import service as svc
 from ingest.auth import credential
+from ingest.encoding import BodyError, decode_body
 from ingest.osmand import (
     CREDENTIAL_PARAMS,
     DecodedFix,
@@ -48,10 +49,13 @@ async def handle(request: web.Request) -> web.Response:
         return _refuse(ingest, "osmand", 413, svc.PAYLOAD_TOO_LARGE,
                        f"the body is larger than {limit} bytes")
     try:
-        body = await request.read()
+        body = decode_body(await request.read(), request.headers.get("Content-Encoding"),
+                           limit)
     except web.HTTPRequestEntityTooLarge:
         return _refuse(ingest, "osmand", 413, svc.PAYLOAD_TOO_LARGE,
                        f"the body is larger than {limit} bytes")
+    except BodyError as exc:
+        return _refuse(ingest, "osmand", exc.status, exc.reason, exc.message)
     query = query_params(request.query.items())
     if request.content_type == "application/json" or body.lstrip()[:1] == b"{":
         return await _json(request, ingest, query, body)

@@ -197,3 +197,10 @@ async def test_gzip_bodies_and_the_limit_after_decompression(api: TestClient,
     bomb = gzip.compress(b"[" + b" " * 5_000_000 + b"]")  # 5 kB that inflate to 5 MB
     resp = await api.post("/v1/pings", data=bomb, headers=gz)
     assert resp.status == 413
+    for encoding in ("gzip", "deflate"):  # declared, but not what the body is
+        resp = await api.post("/v1/pings", data=orjson.dumps([fix()]),
+                              headers={**AUTH, "Content-Encoding": encoding})
+        body = await resp.json()
+        assert resp.status == 400 and body["error"] == "bad_content_encoding", body
+        assert encoding in body["message"] and "uncompressed" in body["message"]
+    assert len(sink.sent) == 1  # nothing of the refused bodies went on

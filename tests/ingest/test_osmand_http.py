@@ -110,6 +110,15 @@ async def test_oversized_body_is_413(osmand: TestClient) -> None:
     assert resp.status == 413
 
 
+async def test_a_body_that_is_not_its_content_encoding_is_400(osmand: TestClient,
+                                                              sink: FakeSink) -> None:
+    resp = await osmand.post(f"/?key={RACE_KEY}", data=b'{"location": {}}',
+                             headers={"Content-Type": "application/json",
+                                      "Content-Encoding": "gzip"})
+    assert resp.status == 400 and "Content-Encoding" in await resp.text()
+    assert not sink.sent
+
+
 async def test_report_without_position_is_dropped_with_200(osmand: TestClient,
                                                            sink: FakeSink) -> None:
     resp = await osmand.get(f"/?id=ZGM-0001&lat=0.0&lon=0.0&timestamp=1779001100&key={RACE_KEY}")

@@ -29,7 +29,7 @@ class Credentials:
 
     def feed_caller(self, key: str) -> Caller | None:
         """The owner of a feed key or control token, or None."""
-        given = key.encode()
+        given = key.encode("utf-8", "surrogatepass")  # a header not in UTF-8 matches none
         found = None
         for secret, caller in self._entries:  # no early exit: the time does not tell which
             if hmac.compare_digest(secret, given):

@@ -109,6 +109,7 @@ async def test_etag_gives_304_until_the_state_changes(fed) -> None:  # type: ign
 @pytest.mark.parametrize(("headers", "path", "status", "code"), [
     ({}, "/feed/v1/races/mini/standings", 401, "missing_key"),
     ({"X-API-Key": "wrong"}, "/feed/v1/races/mini/standings", 403, "bad_key"),
+    ({"X-API-Key": "cl\xe9"}, "/feed/v1/races/mini/standings", 403, "bad_key"),  # not UTF-8
     ({"X-API-Key": MEDIA}, "/feed/v1/races/mini/alerts", 403, "not_allowed"),
     ({"X-API-Key": MEDIA}, "/feed/v1/races/other/standings", 404, "not_found"),
     ({"X-API-Key": MEDIA}, "/feed/v1/races/mini/runners/999", 404, "not_found"),

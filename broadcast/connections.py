@@ -277,8 +277,12 @@ class WebsocketServer:
     def _close_slow(self, conn: Connection, lag: float) -> None:
         conn.closing = True
         self.hub.drop(conn)
-        reason = f"too slow: a frame waited more than {self.settings.slow_client_s:g} s " \
-                 f"to be written ({lag:.1f} s)"
+        if conn.outbox.overflowed:  # answers to requests it sent faster than it read
+            reason = f"too slow: more than {conn.outbox.max_frames} messages waited unread; " \
+                     "read the answers before sending more requests"
+        else:
+            reason = f"too slow: a frame waited more than {self.settings.slow_client_s:g} s " \
+                     f"to be written ({lag:.1f} s)"
         log.info("closing a slow client: %s", reason)
         task = asyncio.create_task(self._close(conn.ws, SLOW, reason))
         self._closing.add(task)  # a reference, so the task is not collected mid-way

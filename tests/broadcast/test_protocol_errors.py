@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -213,4 +214,24 @@ async def test_a_frame_over_max_message_is_closed_1009(served, client, how) -> N
     with contextlib.suppress(ConnectionClosed):  # the server may close before the last byte
         await client.ws.send({"text": text, "binary": text.encode(), "fragments": chunks}[how])
     assert_closed(await client.answer(), 1009)
+    await served.survived(None)
+
+
+async def test_a_client_sending_far_more_than_it_reads_is_told_so_when_closed(served) -> None:  # type: ignore[no-untyped-def]
+    """Requests answered faster than the client reads them fill its outbox: it is
+    closed with 4008 and a reason that says so (not that a frame waited 10 s)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", int(served.url.rsplit(":", 1)[1].strip("/"))))
+    async with websockets.connect(served.url, sock=sock, max_queue=1) as ws:
+        ping = orjson.dumps({"op": "ping"}).decode()
+        with contextlib.suppress(ConnectionClosed):
+            for _ in range(30_000):  # ~1.3 MB of pongs: past the kernel, transport and outbox
+                await ws.send(ping)
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(20):
+                while True:
+                    await ws.recv()
+    assert_closed(closed.value, 4008)
+    assert "unread" in closed.value.rcvd.reason, closed.value.rcvd  # type: ignore[union-attr]
     await served.survived(None)

@@ -36,7 +36,7 @@ class BroadcastSettings:
     window_ms: int = 500  # standings windows: at most one standings update per window
     heartbeat_s: float = 15.0
     slow_client_s: float = 10.0
-    ws_send_buffer: int = 64 * 1024  # a client socket's send buffer (docs/broadcast.md); 0: OS's
+    ws_send_buffer: int = 128 * 1024  # a client socket's send buffer (docs/broadcast.md); 0: OS's
     ws_write_limit: int = 64 * 1024  # bytes a client's transport may hold before it is skipped
     ws_writer: str = "frames"  # "frames": framed once, written to transports; "broadcast"
     resume_s: float = 60.0

@@ -234,11 +234,11 @@ async def test_requests_are_answered_and_heartbeats_come(kafka_bootstrap, tmp_pa
         assert type(decode_frame(raw)).__name__ == "Heartbeat"
         beat = orjson.loads(raw)
         assert beat["type"] == "heartbeat" and abs(beat["t_ms"] - time.time() * 1000) < 5000
-        # The kernel holds little for a client (docs/broadcast.md): 64 KiB, doubled by it,
+        # The kernel holds little for a client (docs/broadcast.md): 128 KiB, doubled by it,
         # not the megabytes of an autotuned send buffer.
         (conn,) = b.websocket.connections
         server_sock = conn.ws.transport.get_extra_info("socket")
-        assert server_sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * 64 * 1024
+        assert server_sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * 128 * 1024
 
 
 async def test_command_errors_carry_the_command_id(kafka_bootstrap, tmp_path) -> None:  # type: ignore[no-untyped-def]

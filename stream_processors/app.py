@@ -188,6 +188,11 @@ class Topology:
             consumer_auto_offset_reset="earliest",
             web_enabled=True, web_host=settings.web_host, web_port=settings.web_port,
             web_bind=settings.web_host,
+            # Only our /healthz and /metrics (and Faust's {"status": "OK"} index): its
+            # table, router, graph and stats views would show anyone who reaches the
+            # port the device -> bib map and raw fixes.
+            web_tables_enabled=False, web_router_enabled=False, web_graph_enabled=False,
+            web_stats_enabled=False, web_metrics_enabled=False,
             worker_redirect_stdouts=False,
             # A worker killed without leaving the group holds its partitions until the
             # session times out: keep that short so a restarted or surviving worker

@@ -147,6 +147,11 @@ async def test_a_worker_joining_mid_race_takes_half_and_the_splits_stay_right(  
             return sorted(p for ps in parts for p in ps) == list(range(6)) and all(parts)
 
         await wait_for(both_joined, 180, "both workers to share the 6 partitions")
+        # The web port serves health and metrics, not Faust's views of the tables.
+        assert [_status(workers[0], path) for path in ("/healthz", "/metrics")] == [200, 200]
+        assert [_status(workers[0], path) for path in
+                ("/table/runners/", "/table/race-summaries/", "/router/runners/",
+                 "/graph/", "/stats/", "/performance/")] == [404] * 6
         await produce(kafka_bootstrap, PINGS, [(k, v) for k, v, _ in pings[late:]])
         got = await live_splits(kafka_bootstrap, race.id, len(expected))
         shares = [await metric(w, 'zegama_process_events_total{topic="pings.v1"')
@@ -157,6 +162,17 @@ async def test_a_worker_joining_mid_race_takes_half_and_the_splits_stay_right(  
     assert got == expected, "\n".join(f"worker {n}:\n{w.events()}"
                                       for n, w in enumerate(workers, 1))
     assert all(share > 0 for share in shares), f"pings processed per worker: {shares}"
+
+
+def _status(worker: Worker, path: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}{path}", timeout=2) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 async def _get(worker: Worker, path: str) -> bytes | None:

@@ -47,6 +47,9 @@ async def serve(broadcaster: Broadcaster, stop: asyncio.Event | None = None) -> 
     if not broadcaster.settings.control_tokens:
         log.warning("no race-control token (ZEGAMA_CONTROL_TOKENS): the control page cannot "
                     "connect")
+    if not broadcaster.settings.origins:
+        log.warning("the websocket accepts any Origin: set ZEGAMA_BROADCAST_ORIGINS to the "
+                    "pages' origins (e.g. https://live.example.org) on a public address")
     try:
         await broadcaster.start()
         await stop.wait()

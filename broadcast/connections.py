@@ -93,9 +93,12 @@ class WebsocketServer:
 
     async def start(self) -> int:
         """Listen and start the tick and heartbeat loops; return the bound port."""
+        # An Origin allow-list keeps other sites' pages from opening the websocket in a
+        # visitor's browser; clients without Origin are not browsers and may send any.
+        origins = [*self.settings.origins, None] if self.settings.origins else None
         self._server = await serve(self._handle, self.settings.host, self.settings.ws_port,
                                    compression=None, max_size=MAX_MESSAGE, ping_interval=None,
-                                   close_timeout=2)
+                                   close_timeout=2, origins=origins)
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         self._tasks = [asyncio.create_task(self._tick_loop(), name="broadcast-tick"),
                        asyncio.create_task(self._heartbeat_loop(), name="broadcast-heartbeat")]

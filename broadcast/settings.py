@@ -32,6 +32,7 @@ class BroadcastSettings:
     feed_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     control_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     public_ws_url: str = ""  # empty: ws://<the page's host>:<ws_port>/
+    origins: tuple[str, ...] = ()  # browser Origins the websocket accepts; empty: any
     tick_ms: int = 100
     window_ms: int = 500  # standings windows: at most one standings update per window
     heartbeat_s: float = 15.0
@@ -82,6 +83,23 @@ def parse_credentials(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def parse_origins(text: str) -> tuple[str, ...]:
+    """``"https://live.example.org,http://localhost:8080"`` as a tuple of origins.
+
+    Raises ValueError naming an entry that is not scheme://host[:port].
+    """
+    out: list[str] = []
+    for entry in (p.strip() for p in text.split(",")):
+        if not entry:
+            continue
+        scheme, sep, rest = entry.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+            raise ValueError(f"{entry[:80]!r} is not an origin: write scheme://host[:port], "
+                             "e.g. https://live.example.org (no path, no trailing slash)")
+        out.append(entry.lower())
+    return tuple(out)
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("host", "ZEGAMA_BROADCAST_HOST", "address to listen on (both ports)", str),
     Option("http_port", "ZEGAMA_BROADCAST_HTTP_PORT",
@@ -98,6 +116,10 @@ OPTIONS: tuple[Option, ...] = (
            parse_credentials),
     Option("public_ws_url", "ZEGAMA_BROADCAST_PUBLIC_WS_URL",
            "websocket URL the pages use, when behind a proxy (default ws://HOST:WS_PORT/)", str),
+    Option("origins", "ZEGAMA_BROADCAST_ORIGINS",
+           "browser Origins the websocket accepts, comma-separated (e.g. the pages' "
+           "https://live.example.org); a request without Origin (not a browser) is always "
+           "accepted; empty: any Origin", parse_origins),
     Option("tick_ms", "ZEGAMA_BROADCAST_TICK_MS", "fan-out tick: shortest time between two "
            "ticks; a tick runs as soon as records arrive (ms)", int),
     Option("window_ms", "ZEGAMA_BROADCAST_WINDOW_MS", "standings window: the standings "

@@ -277,3 +277,28 @@ async def test_command_errors_carry_the_command_id(kafka_bootstrap, tmp_path) ->
             failed = await receive(ws)
             assert failed["code"] == "publish_failed"
             assert failed["id"] == want if want else failed["id"].startswith("c-")
+
+
+async def test_only_the_allowed_origins_open_the_websocket(kafka_bootstrap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    race_dir = unique_race(tmp_path)
+    settings = settings_for(kafka_bootstrap, race_dir,
+                            origins=("https://live.example.org", "http://localhost:8080"))
+    async with running(settings) as b:
+        url = f"ws://127.0.0.1:{b.ws_port}/"
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(url, origin="https://elsewhere.example")  # type: ignore[arg-type]
+        assert refused.value.response.status_code == 403
+        for origin in ("https://live.example.org", "http://localhost:8080", None):
+            async with websockets.connect(url, origin=origin) as ws:  # type: ignore[arg-type]
+                await send(ws, {"op": "ping"})
+                assert (await receive(ws))["type"] == "pong", origin
+
+
+def test_origins_must_be_scheme_host_port() -> None:
+    from broadcast.settings import parse_origins
+
+    assert parse_origins(" https://Live.example.org, http://localhost:8080 ,") == \
+        ("https://live.example.org", "http://localhost:8080")
+    for bad in ("live.example.org", "https://live.example.org/", "ftp://x", "https://"):
+        with pytest.raises(ValueError, match="not an origin"):
+            parse_origins(bad)

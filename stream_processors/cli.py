@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 
 from race_engine.racefolder import RaceFolderError, load_race
 from stream_processors.settings import add_arguments, load
-from zegama_live import service
+from zegama_live import repeats, service
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,13 @@ def run(args: argparse.Namespace) -> int:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(settings, races)
-    worker = Worker(app, loglevel=settings.loglevel, redirect_stdouts=False)
+    class Quiet(Worker):  # type: ignore[misc]
+        """Faust's worker, whose log handlers count repeated lines instead of writing them."""
+
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            repeats.install(logger)
+
+    worker = Quiet(app, loglevel=settings.loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()  # runs until SIGINT/SIGTERM, then stops cleanly
     return 0

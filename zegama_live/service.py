@@ -20,6 +20,7 @@ from typing import Protocol, TypeVar
 
 import orjson
 
+from zegama_live import repeats
 from zegama_live.config import SettingsError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -33,8 +34,10 @@ S = TypeVar("S", bound=Printable)
 
 
 def configure_logging() -> None:
-    """Log INFO and above to stderr, one line per record with time, level and logger."""
+    """Log INFO and above to stderr, one line per record with time, level and logger;
+    warnings and errors that repeat are counted, not written (zegama_live/repeats.py)."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    repeats.install()
 
 
 def fail(command: str, problem: object, status: int = 2) -> int:

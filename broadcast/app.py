@@ -48,12 +48,14 @@ class Broadcaster:
         self.credentials = Credentials(settings.feed_keys, settings.control_tokens)
         self.follower = Follower(settings.bootstrap, self.views,
                                  on_record=lambda: self.websocket.records_arrived())
+        self.hub.ready = self.follower.caught_up.is_set
         self.metrics = BroadcastMetrics(lag=self.follower.lag)
         self.publisher = Publisher(settings.bootstrap, settings.publish_timeout_s)
         self.websocket = WebsocketServer(settings, self.hub, self.credentials, self.publisher,
                                          self.metrics)
         self.feed = Feed(self.views, self.credentials,
-                         RateLimiter(settings.feed_rate, settings.feed_burst), self.metrics)
+                         RateLimiter(settings.feed_rate, settings.feed_burst), self.metrics,
+                         ready=self.follower.caught_up.is_set, lag=self.follower.lag)
         self.http_port = 0
         self.ws_port = 0
         self._runner: web.AppRunner | None = None

@@ -33,8 +33,12 @@ class Feed:
     """The feed's handlers over the race views."""
 
     def __init__(self, views: dict[str, RaceView], credentials: Credentials,
-                 limiter: RateLimiter, metrics: BroadcastMetrics) -> None:
+                 limiter: RateLimiter, metrics: BroadcastMetrics,
+                 ready: Callable[[], bool] = lambda: True,
+                 lag: Callable[[], int] = lambda: 0) -> None:
         self.views = views
+        self.ready = ready  # False until the views are rebuilt from Kafka: 503, not stale data
+        self.lag = lag
         self.credentials = credentials
         self.limiter = limiter
         self.metrics = metrics
@@ -103,6 +107,10 @@ class Feed:
             raise _Refused(429, "rate_limited", f"more than {self.limiter.burst} requests in a "
                            f"burst or {self.limiter.rate:g}/s for key {caller.name!r}; retry "
                            "after the Retry-After seconds", {"Retry-After": str(math.ceil(wait))})
+        if not self.ready():
+            raise _Refused(503, "starting", "this broadcaster is still reading Kafka "
+                           f"({self.lag()} records behind) and would answer with old or empty "
+                           "data: retry after the Retry-After seconds", {"Retry-After": "1"})
         race = request.match_info["race"]
         view = self.views.get(race)
         if view is None:

@@ -19,7 +19,10 @@ exist at once (docs/broadcast.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import orjson
 
 from broadcast.channels import Channel, ChannelError, check_top, make_channel, parse_name
 from broadcast.outbox import Outbox
@@ -28,6 +31,7 @@ from broadcast.views import RaceView
 Key = tuple[str, int | None]  # channel name, top
 MAX_SUBSCRIPTIONS = 64
 MAX_CHANNELS = 10_000
+AHEAD_WAIT_S = 10.0  # how long a subscription whose since is ahead waits for the channel
 
 
 @dataclass(eq=False)
@@ -61,10 +65,14 @@ class Hub:
         self.channels: dict[Key, Channel] = {}
         self._idle: dict[Key, float] = {}  # channel -> when its last subscriber left
         self._by_race: dict[str, list[Channel]] = {race: [] for race in views}
-        self._requests: list[tuple[Subscriber, Key, int | None]] = []
+        # (subscriber, channel, since, first tick that could not answer it)
+        self._requests: list[tuple[Subscriber, Key, int | None, float | None]] = []
         self._fresh: dict[Key, list[bytes]] = {}  # this tick's frames by channel
         self.stats = TickStats()
         self.subscriptions = 0  # over every subscriber
+        # False while the views are still being rebuilt from Kafka: subscriptions wait,
+        # so nobody is sent an empty or stale state (the broadcaster sets it).
+        self.ready: Callable[[], bool] = lambda: True
 
     def channel(self, name: str, top: int | None = None) -> Channel:
         """The channel ``name`` (created on first use).
@@ -106,7 +114,7 @@ class Hub:
         key = (name, top)
         sub.subs[name] = key
         self.subscriptions += 1
-        self._requests.append((sub, key, since))
+        self._requests.append((sub, key, since, None))
         del chan  # created now so a bad name fails at once, not at the tick
 
     def unsubscribe(self, sub: Subscriber, name: str) -> bool:
@@ -147,8 +155,21 @@ class Hub:
                     fresh[(chan.name, getattr(chan, "top", None))] = made
         self._fresh = fresh
         requests, self._requests = self._requests, []
-        for sub, key, since in requests:
+        ready = self.ready()
+        for sub, key, since, waiting in requests:
             chan = self.channels[key]
+            ahead = since is not None and since > chan.current_seq()
+            if not ready or ahead:
+                # Not rebuilt yet, or the client has seen more of this channel than this
+                # broadcaster has (it came from one further on): answering now would send
+                # it a seq below its own. It waits, subscribed, until this one is there,
+                # and is told after AHEAD_WAIT_S (a seq this channel may never reach).
+                waiting = now if waiting is None or not ready else waiting
+                if ready and now - waiting >= AHEAD_WAIT_S:
+                    self._refuse_ahead(sub, key, since, chan.current_seq(), now)  # type: ignore[arg-type]
+                else:
+                    self._requests.append((sub, key, since, waiting))
+                continue
             frames = chan.resume(since) if since is not None else None
             if frames is None:
                 sub.outbox.push(key, chan.snapshot_frame(), now, snapshot=True)
@@ -158,6 +179,14 @@ class Hub:
             sub.live.append(key)
             sub.answered.add(key)  # its snapshot (or replay) already holds this tick's frames
         return stats
+
+    def _refuse_ahead(self, sub: Subscriber, key: Key, since: int, seq: int, now: float) -> None:
+        self.unsubscribe(sub, key[0])
+        sub.outbox.push(None, orjson.dumps({
+            "type": "error", "code": "ahead", "channel": key[0],
+            "message": f"since {since} is ahead of this broadcaster's seq {seq} after "
+                       f"{AHEAD_WAIT_S:g} s: subscribe again without since (a snapshot), or "
+                       "reconnect to reach another broadcaster"}), now)
 
     def holding(self) -> bool:
         """True while a view holds a standings window back: tick again at its end."""
@@ -183,7 +212,7 @@ class Hub:
 
     def _forget_idle(self, now: float) -> None:
         """Drop the channels nobody has listened to for ``resume_s``."""
-        wanted = {key for _, key, _ in self._requests}
+        wanted = {r[1] for r in self._requests}
         for key, chan in list(self.channels.items()):
             if chan.subscribers or key in wanted:
                 self._idle.pop(key, None)

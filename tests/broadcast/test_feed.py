@@ -138,3 +138,22 @@ async def test_a_key_over_its_rate_gets_429_with_retry_after() -> None:
         assert other.status == 200  # buckets are per key
     finally:
         await client.close()
+
+
+async def test_the_feed_answers_503_until_the_views_are_rebuilt() -> None:
+    feed, view, rr = make_feed()
+    caught_up = False
+    feed.ready, feed.lag = (lambda: caught_up), (lambda: 1234)
+    client = await client_of(feed)
+    try:
+        path, key = "/feed/v1/races/mini/standings", {"X-API-Key": MEDIA}
+        resp = await client.get(path, headers=key)
+        body = await resp.json()
+        assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+        assert body["error"] == "starting" and "1234 records behind" in body["message"]
+        for topic, _key, rec in next(rr.run()):
+            view.apply(topic, rec)
+        caught_up = True
+        assert (await client.get(path, headers=key)).status == 200
+    finally:
+        await client.close()

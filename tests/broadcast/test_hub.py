@@ -12,7 +12,7 @@ from broadcast_records import MINI, RaceRecords
 
 from broadcast.channels import ChannelError
 from broadcast.compact import compact
-from broadcast.hub import Hub, Subscriber
+from broadcast.hub import AHEAD_WAIT_S, Hub, Subscriber
 from broadcast.outbox import MAX_CHAIN
 from broadcast.views import RaceView
 
@@ -113,7 +113,11 @@ def test_resume_replays_the_missed_updates_or_sends_a_snapshot() -> None:
     future = hub.channel("standings:mini").seq + 1000  # a seq this server never had
     hub.subscribe(stranger, "standings:mini", since=future)
     hub.tick(8.0)
-    assert [f["type"] for f in drain(hub, stranger, {})] == ["snapshot"]
+    assert drain(hub, stranger, {}) == []  # never a seq below the client's own
+    hub.tick(8.0 + AHEAD_WAIT_S)
+    (refused,) = [orjson.loads(f) for f in hub.take(stranger, 8.0 + AHEAD_WAIT_S)]
+    assert (refused["type"], refused["code"]) == ("error", "ahead")
+    assert "without since" in refused["message"] and not stranger.subs
     small = Hub({"mini": view}, resume_s=3600, resume_frames=2)
     small.subscribe(Subscriber(), "standings:mini")
     for i in range(9, 13):
@@ -335,6 +339,34 @@ def test_standings_updates_leave_ranks_out_and_still_rebuild_the_board() -> None
             ranks[row["bib"]] = row["rank"]
         assert without_clock(whole.state) == without_clock(compact(view.board.board or {}))
     assert updates > 10 and moves > 0  # ranks changed, and came from the order alone
+
+
+def test_subscriptions_wait_until_the_views_are_rebuilt_and_the_channel_reaches_since() -> None:
+    rr, view, hub = setup_hub()
+    ready = False
+    hub.ready = lambda: ready
+    ticks = rr.run()
+    for topic, _, rec in next(ticks):
+        view.apply(topic, rec)
+    early, ahead = Subscriber(), Subscriber()
+    hub.subscribe(early, "standings:mini")
+    hub.tick(1.0)
+    assert hub.take(early, 1.0) == []  # still reading Kafka: no empty or old snapshot
+    ready = True
+    hub.tick(2.0)
+    (snap,) = [orjson.loads(f) for f in hub.take(early, 2.0)]
+    assert snap["type"] == "snapshot" and snap["seq"] == view.board.seq > 0
+    # A client that saw seq S on a broadcaster further on: nothing below S, ever.
+    target = snap["seq"] + 1
+    hub.subscribe(ahead, "standings:mini", since=target)
+    t, seqs = 2.0, []
+    while not seqs:
+        for topic, _, rec in next(ticks):
+            view.apply(topic, rec)
+        t += 1
+        hub.tick(t)
+        seqs = [orjson.loads(f)["seq"] for f in hub.take(ahead, t)]
+    assert min(seqs) >= target
 
 
 def test_a_top_n_client_gets_whole_rows_for_bibs_entering_its_top() -> None:

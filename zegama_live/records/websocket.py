@@ -34,7 +34,7 @@ WEBSOCKET_SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "websocket.sch
 ErrorCode = Literal["bad_json", "bad_request", "unknown_op", "unknown_channel",
                     "unknown_race", "unauthorized", "not_subscribed",
                     "too_many_subscriptions", "too_many_channels", "invalid_command",
-                    "publish_failed"]
+                    "publish_failed", "ahead"]
 
 
 # --------------------------------------------------------------- client to server

@@ -172,6 +172,9 @@ export class Live {
       sub.handler(msg);
     } else if (msg.type === "ack") {
       this.takePending(msg.id)?.resolve(msg);
+    } else if (msg.type === "error" && msg.code === "ahead" && this.subs.has(msg.channel)) {
+      // This broadcaster is behind what we hold and gave up waiting: start over there.
+      this.sendSubscribe(msg.channel, false);
     } else if (msg.type === "error") {
       // A command's error names its id; one without (an id the server could not read)
       // answers the oldest command still waiting.

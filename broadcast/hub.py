@@ -165,8 +165,8 @@ class Hub:
                 # it a seq below its own. It waits, subscribed, until this one is there,
                 # and is told after AHEAD_WAIT_S (a seq this channel may never reach).
                 waiting = now if waiting is None or not ready else waiting
-                if ready and now - waiting >= AHEAD_WAIT_S:
-                    self._refuse_ahead(sub, key, since, chan.current_seq(), now)  # type: ignore[arg-type]
+                if ready and since is not None and now - waiting >= AHEAD_WAIT_S:
+                    self._refuse_ahead(sub, key, since, chan.current_seq(), now)
                 else:
                     self._requests.append((sub, key, since, waiting))
                 continue

@@ -49,10 +49,10 @@ class RepeatFilter(logging.Filter):
         return False
 
 
-def install(logger: logging.Logger | None = None, **options: float) -> RepeatFilter:
+def install(logger: logging.Logger | None = None) -> RepeatFilter:
     """Put one ``RepeatFilter`` on every handler of ``logger`` (the root by default)."""
     target = logger or logging.getLogger()
-    repeats = RepeatFilter(**options)  # type: ignore[arg-type]
+    repeats = RepeatFilter()
     for handler in target.handlers:
         if not any(isinstance(f, RepeatFilter) for f in handler.filters):
             handler.addFilter(repeats)

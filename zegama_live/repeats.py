@@ -25,10 +25,18 @@ class RepeatFilter(logging.Filter):
         # kind -> [window start, records let through in it, records held back since the
         # last one let through]
         self._kinds: OrderedDict[tuple[str, int, str], list[float]] = OrderedDict()
+        self._last: tuple[logging.LogRecord | None, bool] = (None, True)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
+        if self._last[0] is record:  # the same record at the logger's next handler
+            return self._last[1]
+        verdict = self._decide(record)
+        self._last = (record, verdict)
+        return verdict
+
+    def _decide(self, record: logging.LogRecord) -> bool:
         now, kind = self.clock(), (record.name, record.levelno, str(record.msg))
         state = self._kinds.get(kind)
         if state is None or now - state[0] >= self.period_s:

@@ -63,3 +63,12 @@ def test_a_formatter_that_wraps_args_still_formats_the_summary_line() -> None:
     assert f.filter(r)
     r.args = tuple(r.args or ())  # what Faust's (mode's) formatter does to args
     assert r.getMessage() == "x 3 [and 1 more like this in the last 10 s, not logged]"
+
+
+def test_a_record_seen_by_several_handlers_counts_once() -> None:
+    f = RepeatFilter(burst=2, period_s=60, clock=Clock())
+    verdicts = []
+    for i in range(3):
+        r = record("y %s", i)
+        verdicts.append([f.filter(r), f.filter(r)])  # the root's two handlers
+    assert verdicts == [[True, True], [True, True], [False, False]]

@@ -175,7 +175,9 @@ class StandingsChannel(Channel):
         data = update_data(update)
         data["checkpoints"] = checkpoint_tails(data.get("checkpoints", []), self._splits)
         self._splits.update((cp["id"], cp["splits"]) for cp in update.get("checkpoints", []))
-        ranked = ranked_prefix(data["order"], self._rows)
+        if self.view.ranked_at[0] != update["seq"]:
+            self.view.ranked_at = (update["seq"], ranked_prefix(data["order"], self._rows))
+        ranked = self.view.ranked_at[1]
         if self.top is not None:
             data = top_update(data, self._rows, self.top, before)
             self._top_bibs = set(data["order"])

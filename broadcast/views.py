@@ -79,6 +79,9 @@ class RaceView:
         self.pending = Pending()
         self.duplicates = 0
         self._rows: tuple[int, dict[str, Json]] = (-1, {})  # board seq, its rows by bib
+        # A standings update's seq and its ranked prefix: the same for every standings
+        # channel of the race, so the first channel to apply the update works it out.
+        self.ranked_at: tuple[int, int | None] = (-1, None)
 
     def apply(self, topic: str, record: Json) -> bool:
         """Apply one record of ``topic``; True when it changed the view.

@@ -68,6 +68,9 @@ class KafkaSink:
         self._producer: Any = None
         self._ready = False
         self._broken = False  # a send failed: replace the producer
+        # Set the moment the broker is known gone (a failed send or probe): sends still
+        # waiting for their acknowledgement answer at once instead of at the ack timeout.
+        self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._partitions: dict[tuple[str, bytes], int] = {}
@@ -104,12 +107,25 @@ class KafkaSink:
         producer = self._producer
         if producer is None or not self._ready:
             raise KafkaUnavailable(f"Kafka is unavailable: {self.last_error}")
+        send = asyncio.ensure_future(self._send(producer, messages))
+        lost = asyncio.ensure_future(self._lost.wait())
         try:
-            async with asyncio.timeout(self._ack_timeout):
-                await self._send(producer, messages)
-        except Exception as exc:  # any failure of the client means "not acknowledged"
+            done, _ = await asyncio.wait((send, lost), timeout=self._ack_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not send.done():  # the records may still reach Kafka: a retry can duplicate them
+                send.cancel()
+        if send in done:
+            exc = send.exception()
+            if exc is None:
+                return
+            # any failure of the client means "not acknowledged"
             self._fail(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             raise KafkaUnavailable(f"Kafka did not acknowledge: {self.last_error}") from exc
+        if not done:
+            self._fail(f"TimeoutError: no acknowledgement within {self._ack_timeout:g} s")
+        raise KafkaUnavailable(f"Kafka did not acknowledge: {self.last_error}")
 
     async def _send(self, producer: Any, messages: Sequence[Message]) -> None:
         futures = []
@@ -141,6 +157,7 @@ class KafkaSink:
         self._ready = False
         self.last_error = why
         self._broken = True
+        self._lost.set()
 
     async def _supervise(self) -> None:
         backoff = 0.2
@@ -160,6 +177,7 @@ class KafkaSink:
                 self._producer, self._ready, backoff = producer, True, 0.2
                 self._partitions.clear()  # the partition count may have changed
                 self._broken = False
+                self._lost.clear()
                 log.info("Kafka producer connected to %s", self._bootstrap)
                 continue
             await self._pause()
@@ -190,6 +208,7 @@ class KafkaSink:
         if not self._ready:
             log.info("Kafka is back")
         self._ready = True
+        self._lost.clear()
 
     async def _close(self, producer: Any) -> None:
         with contextlib.suppress(Exception):

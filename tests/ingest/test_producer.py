@@ -116,6 +116,24 @@ async def test_no_acknowledgement_in_time_is_unavailable() -> None:
         await sink.stop()
 
 
+async def test_a_send_in_flight_answers_as_soon_as_the_broker_is_known_gone() -> None:
+    broker = Broker()
+    broker.up = True
+    sink = make(broker, ack_timeout_s=10.0)
+    await sink.start()
+    try:
+        await wait_until(lambda: sink.ready, 5.0)
+        broker.hang = True  # sent, never acknowledged ...
+        broker.up = False  # ... and the next probe finds no broker
+        began = asyncio.get_running_loop().time()
+        with pytest.raises(KafkaUnavailable, match="did not acknowledge"):
+            await sink.send_all([("t", b"k", b"v")])
+        took = asyncio.get_running_loop().time() - began
+        assert took < 1.0, f"waited {took:.1f} s of the 10 s ack timeout"
+    finally:
+        await sink.stop()
+
+
 async def test_the_probe_notices_a_silent_outage() -> None:
     broker = Broker()
     broker.up = True

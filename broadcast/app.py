@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from broadcast.views import RaceView
 from broadcast.web import build_http_app
 from race_engine.model import Race
 from race_engine.racefolder import load_race
+from zegama_live.kafka_probe import KafkaProbe
 
 log = logging.getLogger("broadcast")
 
@@ -51,11 +53,13 @@ class Broadcaster:
         self.hub.ready = self.follower.caught_up.is_set
         self.metrics = BroadcastMetrics(lag=self.follower.lag)
         self.publisher = Publisher(settings.bootstrap, settings.publish_timeout_s)
+        self.probe = KafkaProbe(settings.bootstrap)
         self.websocket = WebsocketServer(settings, self.hub, self.credentials, self.publisher,
-                                         self.metrics)
+                                         self.metrics, stale=self.stale)
         self.feed = Feed(self.views, self.credentials,
                          RateLimiter(settings.feed_rate, settings.feed_burst), self.metrics,
-                         ready=self.follower.caught_up.is_set, lag=self.follower.lag)
+                         ready=self.follower.caught_up.is_set, lag=self.follower.lag,
+                         stale=self.stale)
         self.http_port = 0
         self.ws_port = 0
         self._runner: web.AppRunner | None = None
@@ -68,6 +72,7 @@ class Broadcaster:
         """
         await self.publisher.start()
         await self.follower.start()
+        await self.probe.start()
         self.ws_port = await self.websocket.start()
         app = build_http_app(self.settings, self.races, self.feed, self.metrics,
                              lambda: self.ws_port, self.health)
@@ -83,11 +88,23 @@ class Broadcaster:
         if wait_caught_up_s is not None:
             await asyncio.wait_for(self.follower.caught_up.wait(), wait_caught_up_s)
 
+    def stale(self) -> dict[str, int]:
+        """The served races whose board has not moved for ``stale_after_s`` -> age (s)."""
+        return self.follower.stale(int(time.time() * 1000),
+                                   int(self.settings.stale_after_s * 1000))
+
     def health(self) -> dict[str, Any]:
-        """What /healthz says: ok once the views are rebuilt from Kafka."""
+        """What /healthz says: ok once the views are rebuilt from Kafka and while Kafka
+        answers; how old the newest record is, and which boards are stale."""
         ready = self.follower.caught_up.is_set()
-        return {"status": "ok" if ready else "starting", "rebuilt": ready,
+        kafka = self.probe.state()
+        status = ("kafka_unreachable" if kafka["kafka"] == "down"
+                  else "ok" if ready else "starting")
+        newest = self.follower.newest_ms
+        age = None if newest is None else round(time.time() - newest / 1000, 1)
+        return {"status": status, "rebuilt": ready, **kafka,
                 "kafka_lag": self.follower.lag(), "records": self.follower.records,
+                "newest_record_age_s": age, "stale_races": self.stale(),
                 "connections": len(self.websocket.connections), "races": list(self.races)}
 
     async def stop(self) -> None:
@@ -95,5 +112,6 @@ class Broadcaster:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.websocket.stop()
+        await self.probe.stop()
         await self.follower.stop()
         await self.publisher.stop()

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -77,8 +77,10 @@ class WebsocketServer:
     """Serves the channels of ``hub`` to websocket clients."""
 
     def __init__(self, settings: BroadcastSettings, hub: Hub, credentials: Credentials,
-                 publisher: Publisher, metrics: BroadcastMetrics) -> None:
+                 publisher: Publisher, metrics: BroadcastMetrics,
+                 stale: Callable[[], dict[str, int]] = dict) -> None:
         self.settings = settings
+        self.stale = stale  # races whose board has not moved -> age (s): in heartbeats
         self.hub = hub
         self.credentials = credentials
         self.publisher = publisher
@@ -298,10 +300,21 @@ class WebsocketServer:
             ws.transport.abort()  # it does not read: not even the close frame gets through
 
     async def _heartbeat_loop(self) -> None:
+        """A heartbeat every ``heartbeat_s``, and at once when a race's board becomes
+        stale or moves again: pages show "delayed" within a second of it."""
+        last_sent = time.monotonic()
+        said: set[str] = set()
         while True:
-            await asyncio.sleep(self.settings.heartbeat_s)
+            await asyncio.sleep(min(1.0, self.settings.heartbeat_s))
             now = time.monotonic()
-            frame = orjson.dumps({"type": "heartbeat", "t_ms": int(time.time() * 1000)})
+            stale = self.stale()
+            if now - last_sent < self.settings.heartbeat_s and set(stale) == said:
+                continue
+            last_sent, said = now, set(stale)
+            beat: dict[str, Any] = {"type": "heartbeat", "t_ms": int(time.time() * 1000)}
+            if stale:
+                beat["stale"] = stale
+            frame = orjson.dumps(beat)
             for conn in self.connections:
                 conn.outbox.push(None, frame, now)
             self._flush(self.connections, Wire())

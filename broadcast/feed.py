@@ -35,8 +35,10 @@ class Feed:
     def __init__(self, views: dict[str, RaceView], credentials: Credentials,
                  limiter: RateLimiter, metrics: BroadcastMetrics,
                  ready: Callable[[], bool] = lambda: True,
-                 lag: Callable[[], int] = lambda: 0) -> None:
+                 lag: Callable[[], int] = lambda: 0,
+                 stale: Callable[[], dict[str, int]] = dict) -> None:
         self.views = views
+        self.stale = stale  # races whose board has not moved for a while -> age (s)
         self.ready = ready  # False until the views are rebuilt from Kafka: 503, not stale data
         self.lag = lag
         self.credentials = credentials
@@ -116,10 +118,13 @@ class Feed:
         if view is None:
             raise _NotFound(f"race {race!r} is not served here; races: {', '.join(self.views)}")
         key = (race, endpoint, ident)
-        seq = version(view)
+        stale = race in self.stale()
+        seq = (*version(view), stale)
         cached = self._cache.get(key)
         if cached is None or cached[0] != seq:
-            data = orjson.dumps(body(view))
+            # stale: no record from the processors for a while (they or Kafka are away),
+            # so what this says may be old although it is the newest this server has.
+            data = orjson.dumps({**body(view), "stale": stale})
             cached = (seq, data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"')
             self._cache[key] = cached
         headers = {"ETag": cached[2], "Cache-Control": PRIVATE_CACHE if control else PUBLIC_CACHE,

@@ -42,6 +42,10 @@ class Follower:
         self.caught_up = asyncio.Event()
         self.records = 0
         self.bad_records = 0
+        # Kafka timestamps (ms) of the newest record of each served race's standings and
+        # of any followed record: how old the board is, even just after a restart.
+        self.standings_ms: dict[str, int] = {}
+        self.newest_ms: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._ends: dict[TopicPartition, int] = {}
         self._pos: dict[TopicPartition, int] = {}
@@ -138,7 +142,7 @@ class Follower:
                 continue
             for tp, msgs in batch.items():
                 for msg in msgs:
-                    self._apply(tp.topic, msg.value)
+                    self._apply(tp.topic, msg.value, msg.timestamp)
                 self._pos[tp] = msgs[-1].offset + 1
             if batch:
                 self.on_record()
@@ -146,14 +150,19 @@ class Follower:
                 self.caught_up.set()
                 log.info("rebuilt the views of %s from Kafka", ", ".join(sorted(self.views)))
 
-    def _apply(self, topic: str, value: bytes | None) -> None:
+    def _apply(self, topic: str, value: bytes | None, timestamp_ms: int = 0) -> None:
         rec = _decode(topic, value)
         if rec is None:
             self.bad_records += 1
             return
-        view = self.views.get(str(rec.get("race")))
+        race = str(rec.get("race"))
+        view = self.views.get(race)
         if view is None:  # another race's record
             return
+        if timestamp_ms > (self.newest_ms or 0):
+            self.newest_ms = timestamp_ms
+        if topic == STANDINGS and timestamp_ms > self.standings_ms.get(race, 0):
+            self.standings_ms[race] = timestamp_ms
         try:
             view.apply(topic, rec)
             self.records += 1
@@ -167,6 +176,14 @@ class Follower:
             if await self.consumer.position(tp) < end:
                 return False
         return True
+
+    def stale(self, now_ms: int, after_ms: int) -> dict[str, int]:
+        """Races whose newest standings record is older than ``after_ms``, with its age
+        in seconds. The processors publish a snapshot every few seconds even when nothing
+        changes, so a silent board means they or Kafka are away. A race never published
+        (not started) is not stale."""
+        return {race: (now_ms - ms) // 1000 for race, ms in sorted(self.standings_ms.items())
+                if now_ms - ms > after_ms}
 
     def lag(self) -> int:
         """Records not read yet, over every followed partition (0 before the first fetch)."""

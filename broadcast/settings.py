@@ -36,6 +36,7 @@ class BroadcastSettings:
     tick_ms: int = 100
     window_ms: int = 500  # standings windows: at most one standings update per window
     heartbeat_s: float = 15.0
+    stale_after_s: float = 30.0  # a race's board with no standings record this long is stale
     slow_client_s: float = 10.0
     ws_send_buffer: int = 128 * 1024  # a client socket's send buffer (docs/broadcast.md); 0: OS's
     ws_write_limit: int = 64 * 1024  # bytes a client's transport may hold before it is skipped
@@ -125,6 +126,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("window_ms", "ZEGAMA_BROADCAST_WINDOW_MS", "standings window: the standings "
            "records of one window of their clock go as one update (ms)", int),
     Option("heartbeat_s", "ZEGAMA_BROADCAST_HEARTBEAT_S", "heartbeat interval (s)", float),
+    Option("stale_after_s", "ZEGAMA_BROADCAST_STALE_AFTER_S",
+           "a race's board is stale when no standings record came for this long (the "
+           "processors publish a snapshot every 10 s): the feed says stale: true and the "
+           "heartbeats name it (s)", float),
     Option("slow_client_s", "ZEGAMA_BROADCAST_SLOW_CLIENT_S",
            "close a client (4008) whose oldest pending frame waited this long (s)", float),
     Option("ws_send_buffer", "ZEGAMA_BROADCAST_WS_SEND_BUFFER",

@@ -55,6 +55,7 @@ from stream_processors.runner_stage import RunnerStage, Timing, UnknownRace
 from stream_processors.settings import ProcessSettings
 from stream_processors.store import is_chunk_key
 from zegama_live import topics as t
+from zegama_live.kafka_probe import KafkaProbe
 from zegama_live.records import Codec, RecordError, decode_chip_read, decode_ping, to_builtins
 from zegama_live.records.control import RUNNER_OPS, runner_of
 from zegama_live.records.internal import CommandAudit, RaceCommand, RaceInput, RunnerSummaries
@@ -248,6 +249,8 @@ class Topology:
         self.summaries_dirty: set[tuple[str, str]] = set()
         self.claims: set[tuple[str, str]] = set()  # owned runners not taken over yet
         self.offsets: dict[TP, int] = {}
+        self.probe = KafkaProbe(settings.kafka_bootstrap)
+        self.newest_input_s: float | None = None  # Kafka timestamp of the newest event read
         self.assigned_at = time.monotonic()
         self.fresh_from = 0  # events fetched in an earlier generation are stale
         self.stale_logged = -1
@@ -263,6 +266,7 @@ class Topology:
         app.timer(WRITE_STEP_S, name="flush")(self.flush)
         app.timer(5.0, name="gauges")(self.gauges)
         app.task(self.follow_settings)
+        app.task(self.probe.run)
         app.on_partitions_revoked.connect(self.on_revoked)
         app.on_rebalance_complete.connect(self.on_rebalanced)
         # Faust calls a page with its view and the request: plain functions, not methods.
@@ -270,7 +274,9 @@ class Topology:
         health = self.health
 
         async def healthz(web: Any, request: Any) -> Any:
-            return web.json(health())
+            state = health()
+            return web.json(state, status=200 if state["status"] == "ok" else 503,
+                            headers={"Cache-Control": "no-store"})
 
         app.page("/healthz")(healthz)
 
@@ -295,6 +301,8 @@ class Topology:
     def seen(self, ev: Event) -> None:
         msg = ev.message
         self.offsets[TP(msg.topic, msg.partition)] = msg.offset
+        if msg.timestamp and msg.timestamp > (self.newest_input_s or 0.0):
+            self.newest_input_s = msg.timestamp
         m.EVENTS.labels(msg.topic).inc()
 
     def decoded(self, ev: Event) -> Any:
@@ -675,7 +683,11 @@ class Topology:
     def health(self) -> dict[str, Any]:
         pings = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
                        if tp.topic == t.PINGS)
-        return {"status": "ok", "races": sorted(self.races),
+        kafka = self.probe.state()
+        newest = self.newest_input_s
+        return {"status": "kafka_unreachable" if kafka["kafka"] == "down" else "ok", **kafka,
+                "newest_input_age_s": None if newest is None else round(time.time() - newest, 1),
+                "races": sorted(self.races),
                 "owns_races": sorted(r for r in self.races if self.owns_race(r)),
                 "rebalancing": bool(self.app.rebalancing), "pings_partitions": pings}
 

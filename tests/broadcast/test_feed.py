@@ -157,3 +157,26 @@ async def test_the_feed_answers_503_until_the_views_are_rebuilt() -> None:
         assert (await client.get(path, headers=key)).status == 200
     finally:
         await client.close()
+
+
+async def test_a_board_that_has_not_moved_is_served_as_stale() -> None:
+    feed, view, rr = make_feed()
+    for topic, _key, rec in next(rr.run()):
+        view.apply(topic, rec)
+    stale: dict[str, int] = {}
+    feed.stale = lambda: stale
+    client = await client_of(feed)
+    try:
+        key = {"X-API-Key": MEDIA}
+        for path in PATHS:
+            headers = {**key, "X-API-Key": CONTROL} if path.endswith("/alerts") else key
+            fresh = await client.get(path, headers=headers)
+            assert (await fresh.json())["stale"] is False
+            stale["mini"] = 45
+            old = await client.get(path, headers={**headers,
+                                                  "If-None-Match": fresh.headers["ETag"]})
+            assert old.status == 200 and (await old.json())["stale"] is True, path
+            validate(await old.json(), PATHS[path])
+            stale.clear()
+    finally:
+        await client.close()

@@ -88,6 +88,9 @@ class Update(Message, frozen=True, kw_only=True, tag="update"):
 
 class Heartbeat(Message, frozen=True, kw_only=True, tag="heartbeat"):
     t_ms: int
+    # Served races whose board has had no record from the processors for the
+    # broadcaster's --stale-after-s -> seconds since the last one; absent when none.
+    stale: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class Pong(Message, frozen=True, kw_only=True, tag="pong"):

@@ -37,11 +37,16 @@ export function racesOf(config) {
 }
 
 export class Live {
-  /** ``onStatus(state, detail)``: state is connecting, live, reconnecting or closed. */
-  constructor(url, { onStatus = () => {}, onError = () => {} } = {}) {
+  /**
+   * ``onStatus(state, detail)``: state is connecting, live, reconnecting or closed.
+   * ``onHeartbeat(msg)``: each heartbeat; ``msg.stale`` names the races whose board has
+   * not moved for a while (race -> seconds), and is absent when none.
+   */
+  constructor(url, { onStatus = () => {}, onError = () => {}, onHeartbeat = () => {} } = {}) {
     this.url = url;
     this.onStatus = onStatus;
     this.onError = onError;
+    this.onHeartbeat = onHeartbeat;
     this.subs = new Map();     // channel -> {options, handler, seq}
     this.pending = new Map();  // command id -> {resolve, reject}, in send order
     this.ws = null;
@@ -170,6 +175,8 @@ export class Live {
       if (msg.type === "update" && sub.seq !== null && msg.seq < sub.seq) return;
       sub.seq = msg.seq;
       sub.handler(msg);
+    } else if (msg.type === "heartbeat") {
+      this.onHeartbeat(msg);
     } else if (msg.type === "ack") {
       this.takePending(msg.id)?.resolve(msg);
     } else if (msg.type === "error" && msg.code === "ahead" && this.subs.has(msg.channel)) {

@@ -17,7 +17,10 @@ export function raceClock(generatedMs, receivedAt) {
   return generatedMs + (Date.now() - receivedAt);
 }
 
-const STATUS_TEXT = { connecting: "connecting…", live: "live", reconnecting: "reconnecting…", closed: "offline" };
+const STATUS_TEXT = {
+  connecting: "connecting…", live: "live", reconnecting: "reconnecting…", closed: "offline",
+  stale: "delayed",
+};
 
 /** Show the websocket's state in the header badge. */
 export function showStatus(state, detail) {

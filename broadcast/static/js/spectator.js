@@ -280,6 +280,7 @@ async function main() {
   state.live = new Live(websocketUrl(config), {
     onStatus: showStatus,
     onError: (err) => showError(`${err.code}: ${err.message}`),
+    onHeartbeat: (msg) => showStale(msg.stale?.[race.id]),
   });
   state.live.subscribe(`standings:${race.id}`, onStandings);
   for (const bib of state.followed) watchRunner(bib);
@@ -296,6 +297,19 @@ async function main() {
     showError(`The course could not be drawn: ${err.message}. The standings still update.`);
   }
   schedule();
+}
+
+/** The board has had no news for ``age`` s (the tracking is delayed), or is live again. */
+function showStale(age) {
+  if (state.live?.ws?.readyState !== WebSocket.OPEN) return;
+  if (age === undefined) {
+    if ($("#conn").dataset.state === "stale") showStatus("live");
+    return;
+  }
+  const took = age < 120 ? `${age} s` : `${Math.round(age / 60)} min`;
+  showStatus("stale", `no new positions for ${took}: the live tracking is delayed, `
+    + "the board shows the last known standings");
+  $("#conn").textContent = `delayed · ${took}`;
 }
 
 function courseFacts(course) {

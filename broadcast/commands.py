@@ -41,7 +41,7 @@ def build_command(view: RaceView, fields: Any, by: str, now_ms: int) -> Json:
     if not isinstance(fields, dict):
         raise CommandError("'command' must be an object such as {\"op\": \"dnf\", \"bib\": \"7\"}")
     op = fields.get("op")
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:
         raise CommandError(f"op {op!r} is not one of {', '.join(OPS)}")
     required, optional = OPS[op]
     unknown = set(fields) - set(required) - set(optional) - {"op", "id"}

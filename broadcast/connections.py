@@ -20,6 +20,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -100,7 +101,8 @@ class WebsocketServer:
         origins = [*self.settings.origins, None] if self.settings.origins else None
         self._server = await serve(self._handle, self.settings.host, self.settings.ws_port,
                                    compression=None, max_size=MAX_MESSAGE, ping_interval=None,
-                                   close_timeout=2, origins=origins)
+                                   close_timeout=2, origins=origins,
+                                   process_response=_no_version_5xx)
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         self._tasks = [asyncio.create_task(self._tick_loop(), name="broadcast-tick"),
                        asyncio.create_task(self._heartbeat_loop(), name="broadcast-heartbeat")]
@@ -147,6 +149,7 @@ class WebsocketServer:
             self.hub.drop(conn)
             self.connections.discard(conn)
             self.metrics.connections.dec()
+            self.metrics.subscriptions.set(self.hub.subscriptions)
             self.metrics.disconnects.labels(reason).inc()
 
     def _flush(self, conns: Iterable[Connection], wire: Wire) -> None:
@@ -318,6 +321,15 @@ class WebsocketServer:
             for conn in self.connections:
                 conn.outbox.push(None, frame, now)
             self._flush(self.connections, Wire())
+
+
+def _no_version_5xx(connection: ServerConnection, request: Any, response: Any) -> Any:
+    """A handshake in another HTTP version than 1.1 is the client's mistake: a 400 that
+    says so, not the library's 505 (a 5xx reads as this server failing)."""
+    if response.status_code == HTTPStatus.HTTP_VERSION_NOT_SUPPORTED:
+        return connection.respond(HTTPStatus.BAD_REQUEST, "a websocket handshake is an "
+                                  "HTTP/1.1 GET with Upgrade: websocket (RFC 6455)\n")
+    return None
 
 
 def _text(value: Any) -> str | None:

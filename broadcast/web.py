@@ -19,6 +19,7 @@ from broadcast.feed import Feed
 from broadcast.metrics import CONTENT_TYPE, BroadcastMetrics
 from broadcast.settings import BroadcastSettings
 from race_engine.model import Race
+from zegama_live.http_errors import json_errors
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -45,7 +46,10 @@ def build_http_app(settings: BroadcastSettings, races: dict[str, Race], feed: Fe
 
     async def config(request: web.Request) -> web.Response:
         scheme = "wss" if request.secure else "ws"
-        host = request.url.host or settings.host
+        try:
+            host = request.url.host or settings.host
+        except (ValueError, UnicodeError):  # a Host header that is no host[:port]
+            host = settings.host
         url = settings.public_ws_url or f"{scheme}://{host}:{ws_port()}/"
         return _json({"ws_url": url, "ws_port": ws_port(), "races": summaries,
                       "heartbeat_s": settings.heartbeat_s, "tick_ms": settings.tick_ms},
@@ -67,7 +71,7 @@ def build_http_app(settings: BroadcastSettings, races: dict[str, Race], feed: Fe
     async def metrics_page(request: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
-    app = web.Application()
+    app = web.Application(middlewares=[json_errors])
     app.router.add_get("/", index)
     app.router.add_get("/control", control)
     app.router.add_get("/api/v1/config", config)

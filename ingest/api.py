@@ -55,6 +55,8 @@ async def read_body(request: web.Request, ingest: svc.Ingest, api: str) -> bytes
         return too_large(ingest, api, limit)
     except BodyError as exc:
         return refuse(ingest, api, exc.status, exc.reason, exc.message)
+    except ConnectionResetError:  # a phone losing its network mid-upload: no one to answer
+        return refuse(ingest, api, 400, svc.BODY_CUT_SHORT, svc.CUT_SHORT_MESSAGE)
 
 
 def too_large(ingest: svc.Ingest, api: str, limit: int) -> web.Response:

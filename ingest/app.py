@@ -23,6 +23,7 @@ from ingest import service as svc
 from ingest.auth import credential, same_secret
 from ingest.devices import RegistryError
 from ingest.metrics import CONTENT_TYPE
+from zegama_live.http_errors import json_errors
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -135,7 +136,7 @@ RAW_BODIES = {"auto_decompress": False}
 
 def build_api_app(ingest: svc.Ingest) -> web.Application:
     """The API port's application."""
-    app = web.Application(middlewares=[_in_flight("api")],
+    app = web.Application(middlewares=[json_errors, _in_flight("api")],
                           client_max_size=ingest.settings.max_body_bytes,
                           handler_args=RAW_BODIES)
     app[svc.INGEST_KEY] = ingest

@@ -43,7 +43,7 @@ def credential(headers: Mapping[str, str], query: Mapping[str, str]) -> str | No
     if scheme.lower() == "basic" and value.strip():
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # ValueError: not ASCII (UnicodeDecodeError too)
             return None
         _, _, password = decoded.partition(":")
         return password or None

@@ -56,6 +56,8 @@ async def handle(request: web.Request) -> web.Response:
                        f"the body is larger than {limit} bytes")
     except BodyError as exc:
         return _refuse(ingest, "osmand", exc.status, exc.reason, exc.message)
+    except ConnectionResetError:  # a phone losing its network mid-upload: no one to answer
+        return _refuse(ingest, "osmand", 400, svc.BODY_CUT_SHORT, svc.CUT_SHORT_MESSAGE)
     query = query_params(request.query.items())
     if request.content_type == "application/json" or body.lstrip()[:1] == b"{":
         return await _json(request, ingest, query, body)

@@ -29,6 +29,8 @@ MISSING_KEY = "missing_key"
 BAD_KEY = "bad_key"
 KAFKA_UNAVAILABLE = "kafka_unavailable"
 PAYLOAD_TOO_LARGE = "payload_too_large"
+BODY_CUT_SHORT = "body_cut_short"  # the client went away before sending its whole body
+CUT_SHORT_MESSAGE = "the connection ended before the whole body came: send the request again"
 
 
 def wall_clock_ms() -> int:

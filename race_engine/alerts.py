@@ -15,30 +15,35 @@ time); ``SEVERITY`` gives each kind's level:
 7. ``cutoff_risk`` (low): the projection's optimistic edge (p10) is past the next
    cutoff by more than ``cutoff_risk_margin_min``.
 8. ``low_battery`` (low): the latest fix reports a battery below ``low_battery``.
+9. ``implausible_chip_read`` (low): a chip read was held, not applied, because of the
+   speed it implies (``RunnerState.judge_chip``); the GPS split stays. It lasts until
+   race control enters a manual split at that checkpoint (or a plausible read of it
+   is applied); it is about the results, not the runner's safety.
 
-Only ``sos`` applies to runners who are not running (finished, DNF, DSQ, DNS); the others
-clear when the runner stops, finishes or is taken out of the race. Ids are stable:
-``race:bib:kind`` plus ``:checkpoint`` or ``:zone`` for cutoffs and zones. An alert's
-``raised_ms`` comes from the fixes (e.g. last fix + no_fix_min), not from when it was
-noticed, so live processing and a replay raise the same alerts at the same times.
+Only ``sos`` and ``implausible_chip_read`` apply to runners who are not running
+(finished, DNF, DSQ, DNS); the others clear when the runner stops, finishes or is taken
+out of the race. Ids are stable: ``race:bib:kind`` plus ``:checkpoint`` or ``:zone`` for
+cutoffs, held chip reads and zones. An alert's ``raised_ms`` comes from the data (e.g.
+last fix + no_fix_min, a held read's own time), not from when it was noticed, so live
+processing and a replay raise the same alerts at the same times.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from race_engine.course import Course
 from race_engine.model import AlertThresholds, DangerZone, Status
 from race_engine.projections import Eta
-from race_engine.runner import RunnerState
+from race_engine.runner import HeldRead, RunnerState
 
 ORDER = ("sos", "stopped", "danger_zone", "off_course", "no_fix", "missed_cutoff",
-         "cutoff_risk", "low_battery")
+         "cutoff_risk", "low_battery", "implausible_chip_read")
 SEVERITY = {"sos": "critical", "stopped": "high", "danger_zone": "high", "off_course": "high",
             "no_fix": "medium", "missed_cutoff": "medium", "cutoff_risk": "low",
-            "low_battery": "low"}
+            "low_battery": "low", "implausible_chip_read": "low"}
 _RANK = {k: n for n, k in enumerate(ORDER)}
 STOPPED_MOVE_M = 50.0
 MIN_MS = 60_000
@@ -81,6 +86,7 @@ class Rules:
     thresholds: AlertThresholds
     cutoffs: tuple[tuple[str, int], ...]  # (checkpoint id, cutoff epoch ms), course order
     zones: tuple[DangerZone, ...]
+    names: Mapping[str, str] = field(default_factory=dict)  # checkpoint id -> name
 
 
 def evaluate(r: RunnerState, rules: Rules, now_ms: int, weather: Iterable[str] = (),
@@ -92,14 +98,52 @@ def evaluate(r: RunnerState, rules: Rules, now_ms: int, weather: Iterable[str] =
     start = r.layout.start_ms
     if r.status is Status.RUNNING and now_ms >= start:
         found += _running(r, rules, now_ms, set(weather), etas, has_device)
-    if not found:
-        return []
-    x = r.progress_m
-    if r.last_t is not None and r.last_lat == r.last_lat:
-        lat, lon = r.last_lat, r.last_lon
-    else:
+    out: list[Alert] = []
+    if found:
+        x = r.progress_m
+        if r.last_t is not None and r.last_lat == r.last_lat:
+            lat, lon = r.last_lat, r.last_lon
+        else:
+            lat, lon = rules.course.position_at(x)
+        out = make_alerts(rules, r.bib, found, x, lat, lon)
+    if r.held:
+        out += _held_reads(r, rules)
+    return out
+
+
+def _held_reads(r: RunnerState, rules: Rules) -> list[Alert]:
+    """The ``implausible_chip_read`` alerts of ``r``, each at its checkpoint: one per
+    held read whose checkpoint has neither an applied chip read nor a manual split."""
+    out = []
+    for cid, h in r.held.items():
+        if cid in r.chip or cid in r.manual:
+            continue
+        x = r.layout.m[r.layout.index[cid]]
         lat, lon = rules.course.position_at(x)
-    return make_alerts(rules, r.bib, found, x, lat, lon)
+        out += make_alerts(rules, r.bib, [("implausible_chip_read", cid, h.t_ms,
+                                           held_message(r, rules, h))], x, lat, lon)
+    return out
+
+
+def held_message(r: RunnerState, rules: Rules, h: HeldRead) -> str:
+    """What race control reads about a held chip read: the checkpoint, the read time,
+    the implied speed, and how to accept it."""
+    def name(cid: str) -> str:
+        return f"{rules.names.get(cid, cid)} ({cid})"
+
+    s = round((h.t_ms - r.layout.start_ms) / 1000)
+    clock = f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+    other = "the start" if h.against is None else f"the split at {name(h.against)}"
+    if h.speed_mps is None:
+        why = f"comes {'after' if h.after else 'before'} {other}"
+    else:
+        why = f"implies {h.speed_mps:.1f} m/s {'to' if h.after else 'from'} {other}"
+    command = (f'{{"op": "manual_split", "bib": "{r.bib}", "checkpoint": "{h.checkpoint}", '
+               f'"t_ms": {h.t_ms}}}')
+    return (f"chip read at {name(h.checkpoint)} at race time {clock} (t_ms {h.t_ms}) {why}; "
+            f"at most {h.max_mps:.1f} m/s is plausible there. The read is held, not "
+            f"applied: the split stays the GPS estimate. To accept the read, enter it as a "
+            f"manual split: {command}")
 
 
 def make_alerts(rules: Rules, bib: str, found: Iterable[tuple[str, str | None, int, str]],

@@ -21,7 +21,9 @@ this class; it does no I/O and reads no clock: every call takes the time it runs
 A change is a JSON-able dict with ``kind`` in ``runner`` (a fix was taken), ``split``
 (``checkpoint``, ``t_ms``, ``source``; ``t_ms`` None when a split went away),
 ``status`` (``status``, ``reason``) or ``alert`` (``action`` raised/cleared/
-acknowledged and the ``alert``), plus ``race`` and ``bib``. Bad input (unknown bib,
+acknowledged and the ``alert``), plus ``race`` and ``bib``. A chip read implying an
+implausible speed is held, not applied: it raises ``implausible_chip_read`` at once
+and a ``manual_split`` at its checkpoint settles it. Bad input (unknown bib,
 device, checkpoint, command) raises ``EngineInputError`` (a ValueError) naming it.
 """
 
@@ -62,8 +64,8 @@ class RaceEngine:
     def __init__(self, race: Race, *, matcher: Matcher = matching.match) -> None:
         self.race = race
         self.course: Course = race.course
-        self.layout = Layout.from_race(race)
         self.curve = RecordCurve.from_race(race)
+        self.layout = Layout.from_race(race, self.curve)
         self.entrants: dict[str, Entrant] = {e.bib: e for e in race.entrants}
         self.devices: dict[str, str] = {e.device: e.bib for e in race.entrants if e.device}
         self._with_device = set(self.devices.values())
@@ -73,7 +75,7 @@ class RaceEngine:
         self.rules = Rules(race.id, race.course, race.thresholds,
                            tuple((c.id, race.start_ms + round(c.cutoff_s * 1000))
                                  for c in race.checkpoints if c.cutoff_s is not None),
-                           race.danger_zones)
+                           race.danger_zones, {c.id: c.name for c in race.checkpoints})
         self._cutoff_ids = frozenset(cid for cid, _ in self.rules.cutoffs)
         self._match = matcher
         self._dirty: set[str] = set()
@@ -142,14 +144,17 @@ class RaceEngine:
         return out
 
     def on_chip_read(self, read: ChipRead, now_ms: int) -> list[dict[str, Any]]:
-        """Take a timing-mat read; it overrides the GPS estimate of that split.
+        """Take a timing-mat read; it overrides the GPS estimate of that split, unless
+        the speed it implies is implausible (``RunnerState.judge_chip``): then it is
+        held, the split stays, and the ``implausible_chip_read`` alert is raised at once.
 
         Raises:
             EngineInputError: unknown bib or checkpoint.
         """
-        return self._set_split(read.bib, read.checkpoint, read.t, CHIP)
+        return self._set_split(read.bib, read.checkpoint, read.t, CHIP, now_ms)
 
-    def _set_split(self, bib: str, checkpoint: str, t: int, source: int) -> list[dict[str, Any]]:
+    def _set_split(self, bib: str, checkpoint: str, t: int, source: int,
+                   now_ms: int) -> list[dict[str, Any]]:
         r = self.runner(bib)
         if checkpoint not in self.layout.index:
             raise EngineInputError(f"race {self.race.id} has no checkpoint {checkpoint!r}; "
@@ -159,10 +164,17 @@ class RaceEngine:
                 return []  # runners walk over the start mat before the gun
             raise EngineInputError(f"a split for {bib} at {checkpoint} is before the race start "
                                    f"({t} < {self.layout.start_ms}); check the reader's clock")
-        changed = r.set_split(checkpoint, t, source)
+        held = r.held.get(checkpoint)
+        if source == CHIP:
+            changed = r.chip_read(checkpoint, t)
+        else:
+            changed = r.set_split(checkpoint, t, source)
         if changed:
             self._dirty.add(bib)
-        return self._split_changes(r, changed)
+        out = self._split_changes(r, changed)
+        if held is not r.held.get(checkpoint) or (held is not None and changed):
+            out += self._alerts_for(r, now_ms)  # a read held, or one held resolved
+        return out
 
     def _split_changes(self, r: RunnerState, changed: list[str]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -227,7 +239,7 @@ class RaceEngine:
             return self.tick(now_ms)
         if op == "manual_split":
             return self._set_split(_field(cmd, "bib", str), _field(cmd, "checkpoint", str),
-                                   _field(cmd, "t_ms", int), MANUAL)
+                                   _field(cmd, "t_ms", int), MANUAL, now_ms)
         raise EngineInputError(f"unknown control op {op!r}; use one of dnf, dns, dsq, "
                                "reinstate, reassign, ack, resolve_sos, weather, manual_split")
 

@@ -17,11 +17,15 @@ unchanged, so a fix costs O(log n) plus a small window.
   progress), plus chip reads and manual splits at their checkpoint's distance.
 * The envelope ``a_m`` is the running maximum of progress over time: GPS noise and a
   runner stepping back never move a split earlier or make splits unordered.
+* Held chip reads (``held``): reads that imply a speed along the course no trail runner
+  reaches, from the previous split (or the start) or to the next one (``judge_chip``).
+  They are not applied and are not observations; race control sees them as alerts and
+  decides with a manual split.
 
 A split is the moment the envelope crosses a checkpoint's distance, linearly
 interpolated between the observations either side (the start of the race at progress 0
 is an implicit first observation). A manual split wins over a chip read, which wins over
-the GPS estimate.
+the GPS estimate when it is plausible (``chip_read``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import Any
 
 from race_engine.crossing import crossing_time
 from race_engine.model import Race, Status
+from race_engine.record import RecordCurve
 
 # A fix further than this from the course is kept for off-course alerts, not for progress.
 OFF_TRACK_M = 200.0
@@ -72,6 +77,19 @@ FIT_OFF_M = 45.0
 # The refined split may move at most this far from the envelope's own crossing.
 FIT_MAX_SHIFT_MS = 400_000
 
+# A chip read is applied only if the speed it implies along the course, from the
+# runner's previous split (or the start) to the mat and from the mat to the next split,
+# is one a trail runner can run (docs/race-engine.md, "Implausible chip reads"):
+# at most CHIP_MAX_MPS (7 m/s is 1500 m world-record pace on a track, 2:23 per km; the
+# road-marathon record is 5.8 m/s), and, when the race has record splits, at most
+# CHIP_RECORD_FACTOR times the course record's speed over that stretch (the record
+# curve, race_engine.record: a third less time than the record holder took there).
+# A GPS split is an estimate (p95 error ~12 s): against one, the read is judged as if
+# that split could be CHIP_GPS_SLACK_MS closer to it.
+CHIP_MAX_MPS = 7.0
+CHIP_RECORD_FACTOR = 1.5
+CHIP_GPS_SLACK_MS = 15_000
+
 GPS, CHIP, MANUAL = 0, 1, 2
 SOURCES = ("gps", "chip", "manual")
 _NAN = math.nan
@@ -84,6 +102,28 @@ class Split:
     checkpoint: str
     t_ms: int
     source: str  # "gps", "chip" or "manual"
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRead:
+    """A chip read not applied: the speed it implies along the course is implausible.
+
+    ``against`` is the checkpoint whose split it contradicts (None: the race start),
+    ``after`` whether that split is a later one (the read is too late for it, else too
+    early after it), ``speed_mps`` the implied speed (None when the read is not even
+    after, or before, that split) and ``max_mps`` the fastest plausible speed there.
+    """
+
+    checkpoint: str
+    t_ms: int
+    against: str | None
+    after: bool
+    speed_mps: float | None
+    max_mps: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t_ms": self.t_ms, "against": self.against, "after": self.after,
+                "speed_mps": self.speed_mps, "max_mps": self.max_mps}
 
 
 def envelope_time_at(a_m: Sequence[float], a_t: Sequence[int], start_ms: int,
@@ -130,7 +170,9 @@ class Layout:
 
     ``trig`` is where a GPS split is triggered: ``SPLIT_TOL_M`` before the checkpoint
     (``FINISH_SLACK_M`` before a finish at the very end of the course; the start at 0).
-    Built directly, a layout triggers at the checkpoints themselves.
+    Built directly, a layout triggers at the checkpoints themselves. ``record_s`` is the
+    course record's time (s from the start) at each checkpoint, from the record curve,
+    when the race has record splits (else empty): it bounds chip reads (``max_mps``).
     """
 
     start_ms: int
@@ -138,21 +180,41 @@ class Layout:
     m: tuple[float, ...]
     index: dict[str, int] = field(default_factory=dict)
     trig: tuple[float, ...] = ()
+    record_s: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.trig:
             object.__setattr__(self, "trig", self.m)
 
     @classmethod
-    def from_race(cls, race: Race) -> Layout:
-        """The layout of ``race``; checkpoint distances are clamped to the course length."""
+    def from_race(cls, race: Race, curve: RecordCurve | None = None) -> Layout:
+        """The layout of ``race``; checkpoint distances are clamped to the course length.
+        ``curve`` is the race's record curve when already built (else built here, when
+        the race has record splits)."""
         cps = sorted(race.checkpoints, key=lambda c: c.m)
         ids = tuple(c.id for c in cps)
         length = race.course.length_m
         m = tuple(min(c.m, length) for c in cps)
         trig = tuple(x - FINISH_SLACK_M if x >= length - 1e-6 else max(x - SPLIT_TOL_M, 0.0)
                      for x in m)
-        return cls(race.start_ms, ids, m, {cid: i for i, cid in enumerate(ids)}, trig)
+        record_s: tuple[float, ...] = ()
+        if race.record:
+            curve = curve if curve is not None else RecordCurve.from_race(race)
+            record_s = tuple(curve.t_at(x) for x in m)
+        return cls(race.start_ms, ids, m, {cid: i for i, cid in enumerate(ids)}, trig,
+                   record_s)
+
+    def max_mps(self, a: int, b: int) -> float:
+        """The fastest plausible speed (m/s) along the course from checkpoint ``a`` (-1:
+        the race start) to checkpoint ``b``: ``CHIP_MAX_MPS``, or ``CHIP_RECORD_FACTOR``
+        times the record's speed there when that is less."""
+        top = CHIP_MAX_MPS
+        if self.record_s:
+            d = self.m[b] - (self.m[a] if a >= 0 else 0.0)
+            dt = self.record_s[b] - (self.record_s[a] if a >= 0 else 0.0)
+            if d > 0.0 and dt > 0.0:
+                top = min(top, CHIP_RECORD_FACTOR * d / dt)
+        return top
 
 
 class RunnerState:
@@ -176,6 +238,7 @@ class RunnerState:
         self.fit_span: dict[str, tuple[float, float]] = {}
         self.chip: dict[str, int] = {}
         self.manual: dict[str, int] = {}
+        self.held: dict[str, HeldRead] = {}  # implausible chip reads, by checkpoint
         self.status = Status.RUNNING
         self.reason = ""
         self.status_ms: int | None = None
@@ -299,8 +362,69 @@ class RunnerState:
 
     # ------------------------------------------------------- chip and manual
 
+    def chip_read(self, checkpoint: str, t: int) -> list[str]:
+        """Take a timing-mat read at ``checkpoint``: applied (``set_split`` with
+        ``CHIP``) when plausible, else held (``held``, see ``judge_chip``), its split
+        left as it was. A read no earlier than the applied read, or equal to the held
+        one, changes nothing (a second reader, a retry). Returns the ids of changed
+        splits (none when held).
+
+        Raises:
+            KeyError: ``checkpoint`` is not one of the race's checkpoints.
+        """
+        old = self.chip.get(checkpoint)
+        held = self.held.get(checkpoint)
+        if (old is not None and old <= t) or (held is not None and held.t_ms == t):
+            return []
+        verdict = self.judge_chip(checkpoint, t)
+        if verdict is None:
+            return self.set_split(checkpoint, t, CHIP)
+        if held is None or t < held.t_ms:  # of two held reads the earlier is kept
+            self.held[checkpoint] = verdict
+        return []
+
+    def judge_chip(self, checkpoint: str, t: int) -> HeldRead | None:
+        """Why a chip read at ``checkpoint`` at ``t`` is implausible, or None when it is
+        not: over the course from the runner's previous split (the nearest checkpoint
+        before with one; else the race start) to the mat, or from the mat to its next
+        split, it implies a speed above ``Layout.max_mps``, with ``CHIP_GPS_SLACK_MS``
+        allowed for a GPS split. Judged against the splits known now, the read's own
+        checkpoint left out.
+
+        Raises:
+            KeyError: ``checkpoint`` is not one of the race's checkpoints.
+        """
+        lay = self.layout
+        i = lay.index[checkpoint]
+        m = lay.m[i]
+        before: tuple[int, int, bool] = (-1, lay.start_ms, True)
+        for j in range(i - 1, -1, -1):
+            s = self.split(lay.ids[j])
+            if s is not None:
+                before = (j, s.t_ms, s.source != "gps" or lay.m[j] <= 0.0)
+                break
+        sides = [(False, *before)]
+        for j in range(i + 1, len(lay.ids)):
+            s = self.split(lay.ids[j])
+            if s is not None:
+                sides.append((True, j, s.t_ms, s.source != "gps"))
+                break
+        for after, j, t_other, exact in sides:
+            other_m = lay.m[j] if j >= 0 else 0.0
+            d = other_m - m if after else m - other_m
+            if d <= 0.0:
+                continue
+            dt = t_other - t if after else t - t_other
+            top = lay.max_mps(i, j) if after else lay.max_mps(j, i)
+            allowed = dt + (0 if exact else CHIP_GPS_SLACK_MS)
+            if allowed <= 0 or d * 1000.0 / allowed > top:
+                return HeldRead(checkpoint, t, lay.ids[j] if j >= 0 else None, after,
+                                d * 1000.0 / dt if dt > 0 else None, top)
+        return None
+
     def set_split(self, checkpoint: str, t: int, source: int) -> list[str]:
-        """Record a chip read (``CHIP``) or a manual split (``MANUAL``) at ``checkpoint``.
+        """Record a chip read (``CHIP``) or a manual split (``MANUAL``) at ``checkpoint``,
+        as given (``chip_read`` first judges a chip read).
 
         An earlier chip read of the same checkpoint wins over a later one (the runner
         crossed the mat once; the later read is a second reader); a manual split
@@ -591,6 +715,7 @@ class RunnerState:
             "status": self.status.value, "reason": self.reason, "status_ms": self.status_ms,
             **self.track_dict(since, math.inf),
             "chip": dict(self.chip), "manual": dict(self.manual),
+            "held": {cid: h.to_dict() for cid, h in self.held.items()},
             "last": {"t": self.last_t, "lat": _num(self.last_lat), "lon": _num(self.last_lon),
                      "off": _num(self.last_off), "bat": self.last_bat},
             "sos_ms": self.sos_ms,
@@ -628,11 +753,12 @@ class RunnerState:
             r.a_src = array("b", obs["src"])
             r.a_m = array("d", [_NAN]) * len(r.a_t)
             r.chip, r.manual = dict(d["chip"]), dict(d["manual"])
+            r.held = {str(cid): HeldRead(str(cid), **h) for cid, h in d.get("held", {}).items()}
             last = d["last"]
             r.last_t, r.last_bat, r.sos_ms = last["t"], last["bat"], d["sos_ms"]
             r.last_lat, r.last_lon, r.last_off = (_NAN if last[k] is None else float(last[k])
                                                   for k in ("lat", "lon", "off"))
-        except (KeyError, TypeError, ValueError) as e:
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise ValueError(f"malformed runner snapshot: {e!r}") from e
         if not (len(r.f_t) == len(r.f_off) == len(r.f_lat) == len(r.f_lon) == len(r.f_p)
                 and len(r.a_t) == len(r.a_p) == len(r.a_src)):

@@ -8,7 +8,7 @@ from race_engine.alerts import ORDER, SEVERITY, AlertBook, Rules, evaluate
 from race_engine.course import Course
 from race_engine.model import AlertThresholds, DangerZone, Status
 from race_engine.projections import Eta
-from race_engine.runner import CHIP, Layout, RunnerState
+from race_engine.runner import CHIP, MANUAL, Layout, RunnerState
 
 START = 1_800_000_000_000
 MIN = 60_000
@@ -148,3 +148,23 @@ def test_book_orders_by_kind_then_raise_time() -> None:
     book.update("9", evaluate(quiet, RULES, at(41)))
     book.update("1", evaluate(sos, RULES, at(41)))
     assert [a.kind for a in book.sorted()] == ["sos", "no_fix"]
+
+
+def test_a_held_chip_read_is_an_alert_at_its_checkpoint_until_a_manual_split() -> None:
+    r = runner((5, 1000.0), (10, 2000.0))
+    read = at(10) + 60_000  # 2500 m from the gun in 11 min is fine...
+    assert r.chip_read("cp", read) == ["cp"]
+    r = runner((5, 1000.0), (10, 2000.0))
+    read = at(4)  # ...in 4 min it is 10.4 m/s
+    assert r.chip_read("cp", read) == []
+    (a,) = [a for a in evaluate(r, RULES, at(11)) if a.kind == "implausible_chip_read"]
+    assert (a.id, a.severity, a.subject, a.raised_ms) == (
+        "zeg:9:implausible_chip_read:cp", "low", "cp", read)
+    assert (a.progress_m, (a.lat, a.lon)) == (2500.0, COURSE.position_at(2500.0))
+    assert "chip read at cp (cp) at race time 0:04:00" in a.message
+    assert "10.4 m/s from the split at start (start)" in a.message
+    assert "manual split" in a.message and f'"t_ms": {read}' in a.message
+    r.set_status(Status.DNF, "knee", at(12))  # about the results, whatever the status
+    assert "implausible_chip_read" in kinds(r, at(13))
+    r.set_split("cp", read, MANUAL)  # race control decided
+    assert "implausible_chip_read" not in kinds(r, at(13))

@@ -277,3 +277,123 @@ def test_simulated_zegama_field_splits_match_the_truth_in_any_delivery_order() -
         assert live.runner(bib).splits() == replay.runner(bib).splits()
     finished = {o.bib for o in sim.outcomes if o.status == "finished" and not o.incidents}
     assert finished <= {row["bib"] for row in live.board(pings[-1][1])["finishers"]}
+
+
+# ------------------------------------------------------- implausible chip reads
+
+HELD = "implausible_chip_read"
+
+
+def _held_alerts(changes: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [c for c in changes if c["kind"] == "alert"
+            and c["alert"]["kind"] == HELD]  # type: ignore[index]
+
+
+def test_a_chip_read_implying_12_m_s_is_held_the_gps_split_stays_and_it_is_an_alert() -> None:
+    fs = fixes("dev1", 2.5)
+    gps_only = RaceEngine(RACE)
+    feed(gps_only, fs)
+    corner = gps_only.runner("1").split("corner")
+    assert corner is not None and corner.source == "gps"
+    read_t = corner.t_ms + round(2000 / 12.0 * 1000)  # the 2 km to b2 at 12 m/s
+    e = RaceEngine(RACE)
+    feed(e, [f for f in fs if f.t <= read_t])
+    changes = e.on_chip_read(ChipRead("1", "b2", read_t, "mat-b2"), read_t + 2_000)
+    assert [c for c in changes if c["kind"] == "split"] == []
+    ((raised),) = _held_alerts(changes)
+    alert = raised["alert"]
+    assert raised["action"] == "raised"
+    assert (alert["id"], alert["severity"], alert["subject"], alert["raised_ms"]) == (
+        f"loop:1:{HELD}:b2", "low", "b2", read_t)
+    assert alert["progress_m"] == 6000.0
+    for part in ("Street top again (b2)", "12.0 m/s from the split at Far corner",
+                 f"t_ms {read_t}", "held", "GPS",
+                 f'{{"op": "manual_split", "bib": "1", "checkpoint": "b2", "t_ms": {read_t}}}'):
+        assert part in alert["message"]
+    feed(e, [f for f in fs if f.t > read_t])  # the runner goes on; the read stays held
+    assert splits(e, "1") == splits(gps_only, "1")
+    assert e.runner("1").split("b2").source == "gps"  # type: ignore[union-attr]
+    assert e.runner("1").status.value == "finished"
+    e.tick(fs[-1].t + 3_600_000)  # it lasts after the finish, until race control decides
+    assert [a["id"] for a in e.alerts() if a["kind"] == HELD] == [f"loop:1:{HELD}:b2"]
+
+
+def test_a_plausible_chip_read_still_overrides_the_gps_split() -> None:
+    e = RaceEngine(RACE)
+    fs = fixes("dev1", 2.5)
+    feed(e, fs)
+    gps = e.runner("1").split("b2")
+    assert gps is not None
+    changes = e.on_chip_read(ChipRead("1", "b2", gps.t_ms + 9_000), fs[-1].t)
+    assert changes == [{"kind": "split", "race": "loop", "bib": "1", "checkpoint": "b2",
+                        "t_ms": gps.t_ms + 9_000, "source": "chip"}]
+    e.tick(fs[-1].t)
+    assert not [a for a in e.alerts() if a["kind"] == HELD]
+
+
+def test_a_read_after_the_runners_next_split_is_held() -> None:
+    e = RaceEngine(RACE)
+    fs = fixes("dev1", 2.5)
+    feed(e, fs)
+    corner = e.runner("1").split("corner")
+    assert corner is not None
+    late = corner.t_ms + 60_000  # a b1 read a minute after the runner passed the corner
+    (raised,) = _held_alerts(e.on_chip_read(ChipRead("1", "b1", late), fs[-1].t))
+    assert "comes after the split at Far corner (corner)" in raised["alert"]["message"]
+    assert e.runner("1").split("b1").source == "gps"  # type: ignore[union-attr]
+
+
+def test_the_bound_follows_the_races_record_splits() -> None:
+    import dataclasses
+
+    # 6 m/s from the gun to b1: under 7 m/s, but faster than 1.5 x the record's speed.
+    read = ChipRead("1", "b1", START + round(2000 / 6.0 * 1000))
+    with_record = RaceEngine(RACE)
+    assert _held_alerts(with_record.on_chip_read(read, read.t))
+    assert with_record.runner("1").split("b1") is None
+    no_record = RaceEngine(dataclasses.replace(RACE, record=()))
+    assert not _held_alerts(no_record.on_chip_read(read, read.t))
+    assert no_record.runner("1").split("b1").source == "chip"  # type: ignore[union-attr]
+
+
+def test_race_control_accepts_a_held_read_with_a_manual_split() -> None:
+    e = RaceEngine(RACE)
+    fs = fixes("dev1", 2.5)
+    feed(e, fs)
+    corner = e.runner("1").split("corner")
+    assert corner is not None
+    read_t = corner.t_ms + 150_000
+    assert _held_alerts(e.on_chip_read(ChipRead("1", "b2", read_t), fs[-1].t))
+    e.on_control({"op": "ack", "alert_id": f"loop:1:{HELD}:b2"}, fs[-1].t)
+    changes = e.on_control({"op": "manual_split", "bib": "1", "checkpoint": "b2",
+                            "t_ms": read_t}, fs[-1].t)
+    assert {"kind": "split", "race": "loop", "bib": "1", "checkpoint": "b2",
+            "t_ms": read_t, "source": "manual"} in changes
+    assert [c["action"] for c in _held_alerts(changes)] == ["cleared"]
+    assert not [a for a in e.alerts() if a["kind"] == HELD]
+
+
+def test_held_reads_replay_restore_and_retry_the_same() -> None:
+    fs = fixes("dev1", 2.5)
+    inputs: list[Fix | ChipRead] = [*fs[:95], ChipRead("1", "b2", START + 1_760_000), *fs[95:]]
+
+    def run(lag_ms: int) -> tuple[RaceEngine, list[dict[str, object]]]:
+        e, log = RaceEngine(RACE), []
+        for x in inputs:
+            if isinstance(x, Fix):
+                log += e.on_fix(None, x, x.t + lag_ms)
+            else:
+                log += e.on_chip_read(x, x.t + lag_ms)
+        log += e.tick(fs[-1].t + lag_ms)
+        return e, [c for c in log if c["kind"] == "alert"]
+
+    live, live_alerts = run(2_000)
+    replayed, replayed_alerts = run(600_000)  # the same inputs, later and faster
+    assert [c["alert"]["id"] for c in _held_alerts(live_alerts)] == [f"loop:1:{HELD}:b2"]
+    assert _held_alerts(replayed_alerts) == _held_alerts(live_alerts)
+    assert replayed.runner_state("1") == live.runner_state("1")
+    assert live.runner_state("1")["held"]["b2"]["t_ms"] == START + 1_760_000
+    back = RaceEngine.from_dict(RACE, json.loads(json.dumps(live.to_dict())), fs[-1].t)
+    assert back.alerts() == live.alerts() and back.runner_state("1") == live.runner_state("1")
+    assert back.on_chip_read(ChipRead("1", "b2", START + 1_760_000), fs[-1].t) == []  # a retry
+    assert splits(back, "1") == splits(live, "1")

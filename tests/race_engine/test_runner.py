@@ -144,6 +144,50 @@ def test_gps_split_is_clamped_to_stay_before_a_later_chip_read() -> None:
     assert times == sorted(times)
 
 
+def test_a_chip_read_at_12_m_s_from_the_previous_split_is_held() -> None:
+    r = runner((100, 400.0), (200, 1200.0))  # GPS split at a: 175 s
+    assert r.chip_read("b", at(175 + 1000 / 12)) == []
+    assert "b" not in r.chip and r.split("b") is None
+    h = r.held["b"]
+    assert (h.against, h.after, h.max_mps) == ("a", False, 7.0)
+    assert h.speed_mps == pytest.approx(12.0, rel=1e-3)
+    # a retry of the same read, or a later implausible one, changes nothing
+    assert r.chip_read("b", h.t_ms) == [] and r.chip_read("b", h.t_ms + 1_000) == []
+    assert r.held["b"] is h
+    assert r.chip_read("b", at(175 + 1000 / 4)) == ["b"]  # a plausible read is applied
+    assert r.split("b").source == "chip"  # type: ignore[union-attr]
+
+
+def test_a_gps_split_is_allowed_its_error_an_exact_split_is_not() -> None:
+    t = at(175 + 1000 / 7.5)  # 7.5 m/s from a at 175 s: within 15 s of a GPS split's error
+    gps = runner((100, 400.0), (200, 1200.0))
+    assert gps.judge_chip("b", t) is None
+    manual = runner((100, 400.0), (200, 1200.0))
+    manual.set_split("a", at(175), MANUAL)
+    verdict = manual.judge_chip("b", t)
+    assert verdict is not None and verdict.speed_mps == pytest.approx(7.5, rel=1e-3)
+
+
+def test_a_chip_read_too_early_for_the_next_split_is_held() -> None:
+    r = runner((100, 400.0), (200, 1200.0), (300, 1500.0), (400, 2100.0))  # b: GPS ~383 s
+    h = r.judge_chip("a", at(60))  # 16.7 m/s from the gun
+    assert h is not None and (h.against, h.after) == ("start", False)
+    h = r.judge_chip("a", at(375))  # 1000 m in 8 s to b's split
+    assert h is not None and (h.against, h.after) == ("b", True)
+    assert r.judge_chip("a", at(175)) is None
+
+
+def test_held_reads_are_in_the_snapshot() -> None:
+    r = runner((100, 400.0), (200, 1200.0))
+    r.chip_read("b", at(250))
+    assert "b" in r.held
+    back = RunnerState.from_dict(json.loads(json.dumps(r.to_dict())), LAYOUT)
+    assert back.held == r.held and back.to_dict() == r.to_dict()
+    old = r.to_dict()
+    del old["held"]  # a snapshot from before held reads existed
+    assert RunnerState.from_dict(old, LAYOUT).held == {}
+
+
 def test_status_finished_with_finish_split_and_race_control_wins() -> None:
     r = runner((100, 1500.0))
     assert r.set_status(Status.DNF, "hypothermia", at(120))

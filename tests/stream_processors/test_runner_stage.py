@@ -188,3 +188,38 @@ def test_an_sos_is_raised_by_its_fix_and_cleared_by_race_control(race) -> None: 
     alerts = by_topic(stage.publish(t0 + 1_000)[0], ALERTS)
     assert [(a["action"], a["alert"]["kind"], a["by"]) for a in alerts] == [
         ("cleared", "sos", "maite")]
+
+
+def test_a_held_chip_read_is_published_stored_and_accepted_by_race_control(race) -> None:  # type: ignore[no-untyped-def]
+    import orjson
+
+    from race_engine.model import ChipRead
+    from zegama_live.records import ChipReadRecord
+
+    stage = RunnerStage({race.id: race}, Timing(tick_ms=10**9))
+    bib = race.entrants[0].bib
+    stage.take_over(race.id, bib, None)
+    t0 = race.start_ms + 2_400_000  # 40 min in, at Otzaurte (7 km)
+    stage.on_ping(ping(race, bib, t0, 7_000.0), t0)
+    stage.publish(t0)
+    read = t0 + 142_000  # Ultzama, 1.7 km on, at 12 m/s
+    stage.on_chip_read(ChipReadRecord(race.id, ChipRead(bib, "ultzama", read), read), read)
+    records, _ = stage.publish(read)
+    (alert,) = [a for a in by_topic(records, ALERTS) if a["action"] == "raised"]
+    assert alert["alert"]["id"] == f"{race.id}:{bib}:implausible_chip_read:ultzama"
+    assert "12.0 m/s" in alert["alert"]["message"]
+    assert stage.engines[race.id].runner(bib).split("ultzama") is None
+
+    saved = dict(stage.writes(race.id, bib))
+    key = f"{race.id}:{bib}".encode()
+    again = RunnerStage({race.id: race}, Timing(tick_ms=10**9))
+    again.take_over(race.id, bib, again.store.read(
+        key, orjson.loads(saved[key]), lambda k: orjson.loads(saved[k]) if k in saved else None))
+    assert "ultzama" in again.engines[race.id].runner(bib).held
+    assert not by_topic(again.publish(read + 1_000)[0], ALERTS)  # no second "raised"
+    cmd = {"op": "manual_split", "bib": bib, "checkpoint": "ultzama", "t_ms": read,
+           "race": race.id, "by": "maite"}
+    assert again.on_command(cmd, read + 2_000) == ("applied", None)
+    alerts = by_topic(again.publish(read + 2_000)[0], ALERTS)
+    assert [(a["action"], a["alert"]["kind"], a["by"]) for a in alerts] == [
+        ("cleared", "implausible_chip_read", "maite")]

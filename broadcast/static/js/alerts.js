@@ -8,7 +8,7 @@ export const ORDER = ALERT_KINDS;
 export const KIND_LABEL = {
   sos: "SOS", stopped: "Stopped", danger_zone: "Danger zone", off_course: "Off course",
   no_fix: "No signal", missed_cutoff: "Missed cutoff", cutoff_risk: "Cutoff risk",
-  low_battery: "Low battery",
+  low_battery: "Low battery", implausible_chip_read: "Chip read held",
 };
 
 /** The page's filters: which kinds each shows (SOS is always shown). */
@@ -19,6 +19,7 @@ export const FILTERS = {
   off_course: ["off_course"],
   cutoff: ["cutoff_risk", "missed_cutoff"],
   danger_zone: ["danger_zone"],
+  timing: ["implausible_chip_read"],
 };
 
 const rank = (kind) => {

@@ -8,6 +8,12 @@ field (``--runners``, bad weather, incidents) into ingest over HTTP, ``--speed``
 faster than real time, with a weather alert for the ridge partway through, issued as
 race control does it: a command on the broadcaster's websocket with the printed token.
 
+The player sends fixes as the devices' trackers would: while ingest answers 503 (Kafka
+away) or does not answer, each device keeps its fixes and sends them again when it can,
+the status line says what it is waiting for, and the race plays on; so does a command
+that Kafka or the broadcaster did not take, sent again later. Only a service that
+stopped ends the demo early (status 1).
+
 Each run is a new race: the race folder is copied under ``var/demo/races/`` with a new
 id and its start moved to now, and the processors get a new consumer group and data
 folder, so a second run never mixes with the first one's records (other races' records
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import secrets
 import shutil
@@ -27,6 +34,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +46,7 @@ import orjson
 from race_engine.racefolder import RaceFolderError, load_race
 from race_engine.simulate import SimOptions, simulate
 from zegama_live import demo_player, kafka_local
-from zegama_live.demo_player import Ingest, PlayError, Progress
+from zegama_live.demo_player import Incident, Incidents, Ingest, PlayError, Progress
 from zegama_live.kafka_local import KafkaError, LocalKafka
 
 DEMO_DIR = kafka_local.REPO / "var" / "demo"
@@ -48,6 +56,8 @@ BROKER_MARK = DEMO_DIR / "kafka.started-by-demo"
 APP_ID = "zegama-demo"
 WEATHER_AT_MS = 90 * 60_000  # race time of the ridge's weather alert: before the leaders get there
 PROGRESS_EVERY_S = 5.0
+INGEST_TIMEOUT_S = 20.0  # longer than ingest's wait for Kafka's acknowledgement (10 s)
+INCIDENT_RETRY_S = 20.0  # a command Kafka or the broadcaster did not take: sent again after
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -124,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
             stop_all(k, broker=False)
             return 1
     _announce(args, race.id, keys, time.monotonic() - began)
+    _show_player_log()
     signal.signal(signal.SIGTERM, _interrupt)
     code = 1
     try:
@@ -193,51 +204,101 @@ Ctrl-C stops the demo; zegama-live demo --stop stops services left running.
 """, flush=True)
 
 
+def _show_player_log() -> None:
+    """Print the player's news (waiting for Kafka, back, malformed requests) with the
+    progress lines: errors on stderr prefixed ``error:``, the rest on stdout."""
+    out, err = logging.StreamHandler(sys.stdout), logging.StreamHandler(sys.stderr)
+    out.addFilter(lambda record: record.levelno < logging.ERROR)
+    out.setFormatter(logging.Formatter("%(message)s"))
+    err.setLevel(logging.ERROR)
+    err.setFormatter(logging.Formatter("error: %(message)s"))
+    player = logging.getLogger(demo_player.__name__)
+    player.setLevel(logging.INFO)
+    player.propagate = False
+    for handler in (out, err):
+        player.addHandler(handler)
+
+
 def _play(args: argparse.Namespace, source: Any, sim: Any, race: str, start_ms: int,
           keys: dict[str, str]) -> int:
     """Play the simulation; print progress; 0 when the whole race was played."""
-    ingest = Ingest(f"http://127.0.0.1:{args.ingest_port}", keys["ZEGAMA_INGEST_KEY"])
+    ingest = Ingest(f"http://127.0.0.1:{args.ingest_port}", keys["ZEGAMA_INGEST_KEY"],
+                    timeout_s=INGEST_TIMEOUT_S)
     progress = Progress()
     items = demo_player.schedule(sim.pings(), source, start_ms, args.speed)
-    incidents = demo_player.Incidents(demo_player.plan_incidents(source, WEATHER_AT_MS))
-    shown = time.monotonic()
+    incidents = Incidents(demo_player.plan_incidents(source, WEATHER_AT_MS))
     try:
-        for p in demo_player.play(items, ingest, progress):
-            for incident in incidents.due(p.race_ms):
-                _issue(args, race, keys, incident)
-            if time.monotonic() - shown >= PROGRESS_EVERY_S:
-                shown = time.monotonic()
-                print(_progress_line(args, race, keys, p), flush=True)
-                dead = [name for name in SERVICES if not _running(name)]
-                if dead:
-                    print(f"error: {', '.join(dead)} stopped; see "
-                          f"{', '.join(str(DEMO_DIR / f'{n}.log') for n in dead)}",
-                          file=sys.stderr)
-                    return 1
-    except PlayError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return follow(demo_player.play(items, ingest, progress), progress, incidents,
+                      issue=lambda incident: _issue(args, race, keys, incident),
+                      status=lambda p: _progress_line(args, race, keys, p))
     finally:
         ingest.close()
-    time.sleep(3.0)  # the last fixes through the processors before the final line
-    print(_progress_line(args, race, keys, progress))
-    print("race over: every fix played")
+
+
+def follow(playing: Iterable[Progress], progress: Progress, incidents: Incidents, *,
+           issue: Callable[[Incident], bool], status: Callable[[Progress], str],
+           every_s: float = PROGRESS_EVERY_S, retry_s: float = INCIDENT_RETRY_S,
+           settle_s: float = 3.0, services: Iterable[str] = SERVICES) -> int:
+    """Supervise the player to the race's end: issue each incident when the race clock
+    reaches it (again every ``retry_s`` while ``issue`` says it may work later), print
+    the status line every ``every_s`` and check that the services still run.
+
+    Ingest answering 503 or not answering is no failure: the player keeps the fixes
+    and ``status`` says what it waits for. Returns 0 when the race was played, 1 when
+    a service stopped (its log named).
+    """
+    shown = time.monotonic()
+    again: list[tuple[float, Incident]] = []  # (when to try again, incident)
+    for p in playing:
+        now = time.monotonic()
+        todo = [i for at, i in again if at <= now] + incidents.due(p.race_ms)
+        again = [(at, i) for at, i in again if at > now]
+        for incident in todo:
+            if not issue(incident):
+                print(f"race control: {incident.says} will be sent again in {retry_s:g} s",
+                      flush=True)
+                again.append((time.monotonic() + retry_s, incident))
+        if time.monotonic() - shown >= every_s:
+            shown = time.monotonic()
+            print(status(p), flush=True)
+            dead = [name for name in services if not _running(name)]
+            if dead:
+                print(f"error: {', '.join(dead)} stopped; see "
+                      f"{', '.join(str(DEMO_DIR / f'{n}.log') for n in dead)}",
+                      file=sys.stderr)
+                return 1
+    for _, incident in again:  # the race is over: one last try
+        if not issue(incident):
+            print(f"race control: {incident.says} was never issued", file=sys.stderr)
+    time.sleep(settle_s)  # the last fixes through the processors before the final line
+    print(status(progress))
+    losses = [f"{n:,} {what}" for n, what in (
+        (progress.rejected, "refused by ingest"),
+        (progress.dropped, "dropped from full device buffers"),
+        (progress.discarded, "dropped as malformed requests")) if n]
+    print("race over: every fix played" + (f" ({', '.join(losses)})" if losses else ""))
     return 0
 
 
 def _issue(args: argparse.Namespace, race: str, keys: dict[str, str],
-           incident: demo_player.Incident) -> None:
+           incident: Incident) -> bool:
     """Issue a planned race-control command through the broadcaster, as the control page
-    would; a refusal is reported and the race plays on."""
+    would. True when done with it (issued, or refused: reported, the race plays on);
+    False when it could not be delivered (Kafka or the broadcaster away) and may work
+    later."""
     try:
         record = demo_player.issue_command(f"ws://127.0.0.1:{args.ws_port}/",
                                            keys["ZEGAMA_CONTROL_TOKEN"], race, incident.command)
     except PlayError as exc:
+        if exc.retry:
+            print(f"race control: {incident.says} not issued yet: {exc}", flush=True)
+            return False
         print(f"error: race control's {incident.says} was not issued: {exc}",
               file=sys.stderr, flush=True)
-        return
+        return True
     print(f"race control: {incident.says} (command {record['id']} by {record['by']})",
           flush=True)
+    return True
 
 
 def _progress_line(args: argparse.Namespace, race: str, keys: dict[str, str],

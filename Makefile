@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-stop test lint typecheck unit integration venv kafka-start kafka-stop clean
+.PHONY: demo demo-stop test chaos lint typecheck unit integration venv kafka-start kafka-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ demo-stop: $(STAMP)
 	$(BIN)/zegama-live demo --stop
 
 test: $(STAMP) lint typecheck
-	$(BIN)/pytest -q -ra --durations=10
+	$(BIN)/pytest -q -ra --durations=10 -m "not chaos"
+
+# A race on a local 3-broker cluster while brokers, workers, broadcasters and ingest are
+# killed (tests/chaos; about 10 minutes). .ci/run runs it after make test.
+chaos: $(STAMP)
+	$(BIN)/pytest -q -ra -s -m chaos tests/chaos
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,10 +37,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q -m "not integration"
+	$(BIN)/pytest -q -m "not integration and not chaos"
 
 integration: $(STAMP)
-	$(BIN)/pytest -q -m integration
+	$(BIN)/pytest -q -m "integration and not chaos"
 
 kafka-start: $(STAMP)
 	$(BIN)/zegama-live kafka start

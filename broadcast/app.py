@@ -30,6 +30,7 @@ from race_engine.racefolder import load_race
 from zegama_live.kafka_probe import KafkaProbe
 
 log = logging.getLogger("broadcast")
+STOP_GRACE_S = 3.0
 
 
 class Broadcaster:
@@ -108,10 +109,15 @@ class Broadcaster:
                 "connections": len(self.websocket.connections), "races": list(self.races)}
 
     async def stop(self) -> None:
-        """Close connections, stop listening, stop following Kafka."""
+        """Close connections, stop listening, stop following Kafka. Each Kafka client gets
+        ``STOP_GRACE_S`` to close: with the brokers away a producer's flush or a
+        consumer's goodbye would otherwise hold the process until SIGKILL."""
         if self._runner is not None:
             await self._runner.cleanup()
         await self.websocket.stop()
-        await self.probe.stop()
-        await self.follower.stop()
-        await self.publisher.stop()
+        for part in (self.probe, self.follower, self.publisher):
+            try:
+                await asyncio.wait_for(part.stop(), STOP_GRACE_S)
+            except TimeoutError:
+                log.warning("%s did not stop within %.0f s (is Kafka away?): left behind",
+                            type(part).__name__, STOP_GRACE_S)

@@ -106,7 +106,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("http_port", "ZEGAMA_BROADCAST_HTTP_PORT",
            "port of the pages, /api, /feed, /healthz, /metrics (0: any free port)", int),
     Option("ws_port", "ZEGAMA_BROADCAST_WS_PORT", "port of the websocket (0: any free port)", int),
-    Option("bootstrap", "ZEGAMA_KAFKA_BOOTSTRAP", "Kafka bootstrap servers", str),
+    Option("bootstrap", "ZEGAMA_KAFKA_BOOTSTRAP", "Kafka bootstrap servers: host:port, or a "
+           "comma-separated list (a cluster)", config.parse_bootstrap),
     Option("races", "ZEGAMA_RACES",
            "race folder to serve; repeat the flag, or comma-separate in the variable",
            _races, repeat=True, spelling="--race", metavar="DIR"),

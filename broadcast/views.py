@@ -61,6 +61,7 @@ class RaceView:
         self.window_ms = window_ms
         self._window: tuple[int, Json] | None = None  # the open window: index, its updates
         self._last_window = -2  # the window of the last standings update gathered
+        self._held_since: tuple[int, int] | None = None  # (window, wall ms it was first held)
         self.id = race.id
         self.bibs = frozenset(e.bib for e in race.entrants)
         self.checkpoint_ids = frozenset(cp.id for cp in race.checkpoints)
@@ -101,10 +102,18 @@ class RaceView:
     def take_pending(self, now_ms: int | None = None) -> Pending:
         """What changed since the last call; starts a new tick. With ``now_ms`` (wall
         clock), an open standings window whose end and grace have passed is closed."""
-        if self._window is not None and now_ms is not None and \
-                now_ms >= (self._window[0] + 1) * self.window_ms + self.window_ms // 4:
-            self.pending.updates.append(self._window[1])
-            self._window = None
+        if self._window is not None and now_ms is not None:
+            grace = self.window_ms // 4
+            if self._held_since is None or self._held_since[0] != self._window[0]:
+                self._held_since = (self._window[0], now_ms)
+            # The window's end has passed on the wall clock, or it was held a whole window
+            # and its grace: the processors' clock can run ahead of the wall clock (a
+            # replayed race, a device clock ahead) and stand still while a worker that
+            # took the race over reads its backlog; its updates must not wait for it.
+            if now_ms >= (self._window[0] + 1) * self.window_ms + grace or \
+                    now_ms - self._held_since[1] >= self.window_ms + grace:
+                self.pending.updates.append(self._window[1])
+                self._window = None
         pending, self.pending = self.pending, Pending()
         return pending
 

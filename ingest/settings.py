@@ -60,7 +60,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("osmand_port", "ZEGAMA_INGEST_OSMAND_PORT", "port of the OsmAnd protocol", int),
     Option("race_dir", "ZEGAMA_INGEST_RACE_DIR", "race folder holding entrants.csv", Path),
     Option("race_id", "ZEGAMA_INGEST_RACE_ID", "race id in record keys (default: folder)", str),
-    Option("kafka_bootstrap", "ZEGAMA_KAFKA_BOOTSTRAP", "Kafka bootstrap servers", str),
+    Option("kafka_bootstrap", "ZEGAMA_KAFKA_BOOTSTRAP", "Kafka bootstrap servers: host:port, or a "
+           "comma-separated list (a cluster)", config.parse_bootstrap),
     Option("ingest_key", "ZEGAMA_INGEST_KEY", "the race's ingest key (secret)", str),
     Option("device_secret", "ZEGAMA_INGEST_DEVICE_SECRET",
             "secret from which per-device tokens are derived (secret)", str),

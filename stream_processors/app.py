@@ -55,6 +55,7 @@ from stream_processors.runner_stage import RunnerStage, Timing, UnknownRace
 from stream_processors.settings import ProcessSettings
 from stream_processors.store import is_chunk_key
 from zegama_live import topics as t
+from zegama_live.config import faust_brokers
 from zegama_live.kafka_probe import KafkaProbe
 from zegama_live.records import Codec, RecordError, decode_chip_read, decode_ping, to_builtins
 from zegama_live.records.control import RUNNER_OPS, runner_of
@@ -178,11 +179,11 @@ class Topology:
         self.races = dict(races)
         self.app = app = faust.App(
             settings.app_id,
-            broker=f"kafka://{settings.kafka_bootstrap}",
+            broker=faust_brokers(settings.kafka_bootstrap),
             store="rocksdb://",
             datadir=str(settings.data_dir),
             topic_partitions=6,
-            topic_replication_factor=1,
+            topic_replication_factor=settings.replication_factor or 1,
             broker_commit_interval=settings.commit_interval_s,
             table_standby_replicas=settings.standby_replicas,
             producer_acks=-1,
@@ -198,8 +199,8 @@ class Topology:
             # A worker killed without leaving the group holds its partitions until the
             # session times out: keep that short so a restarted or surviving worker
             # takes over within seconds, not a minute.
-            broker_session_timeout=10.0,
-            broker_heartbeat_interval=2.0,
+            broker_session_timeout=6.0,
+            broker_heartbeat_interval=1.5,
             # Held events are never acknowledged after a revocation: do not wait for
             # them, they are processed again by the partitions' next owner.
             stream_wait_empty=False,

@@ -27,6 +27,7 @@ class ProcessSettings:
 
     races: tuple[Path, ...] = (Path("races/zegama-2026"),)
     kafka_bootstrap: str = "127.0.0.1:9092"
+    replication_factor: int = 0  # of the topics Faust makes itself; 0: as the cluster
     app_id: str = "zegama-live"
     data_dir: Path = Path("var/process")
     web_host: str = "127.0.0.1"
@@ -52,7 +53,11 @@ class ProcessSettings:
 
 OPTIONS: tuple[Option, ...] = (
     Option("races", "ZEGAMA_RACES", "race folders, comma separated", _paths),
-    Option("kafka_bootstrap", "ZEGAMA_KAFKA_BOOTSTRAP", "Kafka bootstrap servers", str),
+    Option("kafka_bootstrap", "ZEGAMA_KAFKA_BOOTSTRAP", "Kafka bootstrap servers: host:port, or a "
+           "comma-separated list (a cluster)", config.parse_bootstrap),
+    Option("replication_factor", "ZEGAMA_KAFKA_REPLICATION_FACTOR",
+           "copies of the topics the worker creates (0: as the cluster, 3 from 3 brokers "
+           "on, else 1; the declared and internal topics follow the same rule)", int),
     Option("app_id", "ZEGAMA_PROCESS_APP_ID",
            "consumer group and prefix of the internal topics", str),
     Option("data_dir", "ZEGAMA_PROCESS_DATA_DIR", "folder of this worker's RocksDB tables",

@@ -51,6 +51,25 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"{text!r} is not a boolean (use 1/0, true/false)")
 
 
+def parse_bootstrap(text: str) -> str:
+    """Kafka bootstrap servers: ``host:port`` or a comma-separated list of them (any one
+    answering is enough to find the whole cluster). Returns the list comma-joined."""
+    servers = [part.strip() for part in text.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("no Kafka server given: use host:port, or host:port,host:port,...")
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{server!r} is not host:port (a list is comma-separated: "
+                             "kafka-1:9092,kafka-2:9092)")
+    return ",".join(servers)
+
+
+def faust_brokers(bootstrap: str) -> list[str]:
+    """The same list as Faust's broker URLs."""
+    return [f"kafka://{server}" for server in parse_bootstrap(bootstrap).split(",")]
+
+
 def add_arguments(parser: argparse.ArgumentParser, options: Collection[Option],
                   defaults: object, secrets: Collection[str] = ()) -> None:
     """Add one flag per option; its help names the environment variable and default."""

@@ -1,4 +1,4 @@
-"""``zegama-live kafka start|stop|status|topics``: the local single-node broker."""
+"""``zegama-live kafka start|stop|status|topics``: the local broker, or a local cluster."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from zegama_live import kafka_local
-from zegama_live.kafka_local import KafkaError, LocalKafka
+from zegama_live.kafka_local import KafkaError, LocalCluster, LocalKafka
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,11 +23,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="client port; the controller uses port+1 (env ZEGAMA_KAFKA_PORT; "
         "default %(default)s)",
     )
+    parser.add_argument(
+        "--brokers", type=int, default=None, metavar="N",
+        help="start a cluster of N nodes (broker and controller each) under HOME/node-1.., "
+        "node n on port PORT+2(n-1); 3 or more replicate topics 3 times with "
+        "min.insync.replicas 2. stop, status and topics find a cluster started in HOME "
+        "by themselves. Default: 1 (one node in HOME)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    k = LocalKafka(home=args.home, port=args.port, controller_port=args.port + 1)
+    cluster = kafka_local.cluster_in(args.home)
+    if args.brokers is not None and args.brokers > 1:
+        cluster = LocalCluster(home=args.home, port=args.port, brokers=args.brokers)
+    elif args.brokers == 1:
+        cluster = None
+    elif args.brokers is not None:
+        print("error: --brokers must be 1 or more")
+        return 2
     try:
+        if cluster is not None:
+            return _cluster(args.action, cluster)
+        k = LocalKafka(home=args.home, port=args.port, controller_port=args.port + 1)
         if args.action == "start":
             print(kafka_local.start(k))
         elif args.action == "stop":
@@ -42,4 +59,20 @@ def run(args: argparse.Namespace) -> int:
     except KafkaError as exc:
         print(f"error: {exc}")
         return 1
+    return 0
+
+
+def _cluster(action: str, c: LocalCluster) -> int:
+    if action == "start":
+        print(kafka_local.start_cluster(c))
+        print(f"bootstrap servers: {c.bootstrap}")
+    elif action == "stop":
+        print(kafka_local.stop_cluster(c))
+    elif action == "status":
+        ok, lines = kafka_local.cluster_status(c)
+        print(lines)
+        return 0 if ok else 1
+    else:
+        created = kafka_local.create_topics(c)
+        print("created: " + (", ".join(created) or "none (all exist)"))
     return 0

@@ -433,3 +433,33 @@ def test_in_a_quiet_race_an_update_waits_for_no_window() -> None:
         sent += sum(f["type"] == "update" for f in drain(hub, sub, held))
     assert sent > 5
     assert without_clock(held["standings:mini"].state) == without_clock(compact(rr.board))
+
+
+def test_a_window_ahead_of_the_wall_clock_is_held_one_window_at_most() -> None:
+    # The processors' clock is the latest fix's when that is later than the wall clock
+    # (a replayed or sped-up race): a window that never ends on the wall clock used to
+    # hold every update until a record of a later window came.
+    rr, view, hub = setup_hub(window_ms=60_000)
+    sub, held = Subscriber(), {}
+    hub.subscribe(sub, "standings:mini")
+    records = rr.run()
+    for _ in range(3):
+        for topic, _, rec in next(records):
+            view.apply(topic, rec)
+    wall = 1_000  # far before every window of the race's clock
+    hub.tick(0.0, now_ms=wall)
+    drain(hub, sub, held)
+    for topic, _, rec in next(records):
+        view.apply(topic, rec)
+    hub.tick(1.0, now_ms=wall)
+    drain(hub, sub, held)
+    if not view.holding:  # this record's window followed an empty one: it went at once
+        for topic, _, rec in next(records):
+            view.apply(topic, rec)
+        hub.tick(1.5, now_ms=wall)
+        drain(hub, sub, held)
+    assert view.holding
+    hub.tick(2.0, now_ms=wall + 60_000)  # a whole window later, not yet with its grace
+    assert view.holding
+    hub.tick(3.0, now_ms=wall + 75_000)
+    assert [f["type"] for f in drain(hub, sub, held)] == ["update"] and not view.holding

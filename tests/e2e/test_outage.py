@@ -17,6 +17,7 @@ from processor_harness import Worker, produce, sim_pings, wait_for
 from broadcast.app import Broadcaster
 from broadcast.settings import BroadcastSettings
 from race_engine.racefolder import load_race
+from zegama_live.service import stop_child
 from zegama_live.topics import PINGS
 
 pytestmark = pytest.mark.integration
@@ -48,6 +49,7 @@ async def test_health_and_staleness_through_a_broker_outage(kafka_broker: Any,
                                  ws_port=0, heartbeat_s=0.5, stale_after_s=STALE_AFTER_S,
                                  feed_keys=(("media", FEED_KEY),))
     b = Broadcaster(settings)
+    stopped = False
     worker_health = f"http://127.0.0.1:{worker.port}/healthz"
     try:
         await produce(bootstrap, PINGS, [(k, v) for k, v, _ in pings[:200]])
@@ -96,8 +98,22 @@ async def test_health_and_staleness_through_a_broker_outage(kafka_broker: Any,
             await wait_for(fresh_beat, 90, "a heartbeat without stale", 0)
         await wait_for(fresh, 90, "both services healthy again and the board fresh", 0.5)
         assert noticed < 10.0, f"the outage took {noticed:.1f} s to show on /healthz"
-    finally:
+
+        # Stopped while Kafka is away, each still stops by itself within its grace (a
+        # Kafka client's flush or goodbye used to hold them until SIGKILL).
+        await asyncio.to_thread(kafka_broker.stop)
+        began = time.monotonic()
         await b.stop()
+        stopped = True
+        assert time.monotonic() - began < 15.0
+        assert worker.proc is not None
+        began = time.monotonic()
+        killed = await asyncio.to_thread(stop_child, worker.proc, 25.0)
+        took = time.monotonic() - began
+        assert not killed and took < 25.0, f"the worker took {took:.1f} s to stop"
+    finally:
+        if not stopped:
+            await b.stop()
         worker.stop()
         if not await asyncio.to_thread(kafka_broker.answers):
             await asyncio.to_thread(kafka_broker.start)

@@ -121,3 +121,12 @@ class Broadcaster:
             except TimeoutError:
                 log.warning("%s did not stop within %.0f s (is Kafka away?): left behind",
                             type(part).__name__, STOP_GRACE_S)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # this stop itself was cancelled
+                # aiokafka's consumer, closed with the brokers away, lets its own
+                # fetch task's cancellation out of stop(): the client is closed anyway.
+                log.info("%s stopped with Kafka away", type(part).__name__)
+            except Exception as exc:  # a client failing to say goodbye: it is closed anyway
+                log.info("%s stopped with an error: %r", type(part).__name__, exc)

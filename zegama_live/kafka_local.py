@@ -153,10 +153,20 @@ def _java(k: LocalKafka, main_class: str, *args: str) -> list[str]:
     ]
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka writes them (base64 of a UUID), never starting with
+    "-": the storage tool would read one such as "-7c2..." as an option and refuse it
+    (1 start in 64 failed so)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _format_storage(k: LocalKafka, cluster_id: str | None = None) -> None:
     if (k.data_dir / "meta.properties").exists():
         return
-    cluster_id = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = cluster_id or new_cluster_id()
     k.data_dir.mkdir(parents=True, exist_ok=True)
     cmd = _java(k, "kafka.tools.StorageTool", "format", "-t", cluster_id,
                 "-c", str(k.config_file), "--ignore-formatted")
@@ -395,7 +405,7 @@ def start_cluster(c: LocalCluster, *, wait_s: float = 120.0) -> str:
     c.layout_file.write_text(json.dumps({"brokers": c.brokers, "port": c.port}))
     id_file = c.home / "cluster.id"
     if not id_file.exists():
-        id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        id_file.write_text(new_cluster_id())
     cluster_id = id_file.read_text().strip()
     began = time.monotonic()
     starting = [k for k in c.nodes if running_pid(k) is None]

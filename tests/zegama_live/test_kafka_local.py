@@ -74,3 +74,9 @@ def test_stop_and_status_find_the_cluster_start_made(tmp_path: Path) -> None:
     assert c == LocalCluster(home=tmp_path, port=29700, brokers=3)
     ok, lines = kafka_local.cluster_status(c)
     assert not ok and lines.count("not running") == 3
+
+
+def test_a_cluster_id_never_reads_as_an_option() -> None:
+    ids = {kafka_local.new_cluster_id() for _ in range(2000)}
+    assert len(ids) == 2000 and not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids)

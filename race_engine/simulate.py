@@ -9,13 +9,17 @@ Runner motion is a piecewise-linear "progress against time" curve per runner (kn
 seconds from the start and metres along the course); trackers sample it, add GPS noise,
 drop, buffer and flush fixes. Pace follows the gradient (Minetti's cost of running
 uphill, a capped speed-up downhill), fatigue, danger zones, weather and aid stops.
+
+Options that change the field (``checkpoint_stop_s``, ``tracker_off_at_finish``,
+``checkpoint_detours``) are off by default, and an option that is off draws no random
+numbers: a seed gives the same field with or without them in the code.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -42,11 +46,27 @@ _DROPOUT_RATE = {"good": 0.04, "bad": 0.15}
 _BATTERY_DEATH_RATE = 0.01
 _DROPOUT_REASONS = {"good": ("injury", "exhaustion", "stomach problems"),
                     "bad": ("hypothermia", "hypothermia", "exhaustion", "injury")}
+MAX_STOP_S = 3600.0
+# A detour near a checkpoint (a toilet, an aid tent off the path): the runner leaves the
+# course this far either side of the checkpoint, walks this far off it and back at
+# DETOUR_WALK_MPS, and stays there a while.
+DETOUR_NEAR_M = 150.0
+DETOUR_OFF_M = (30.0, 80.0)
+DETOUR_STAY_S = (20.0, 60.0)
+DETOUR_WALK_MPS = 1.5
 
 
 @dataclass(frozen=True, slots=True)
 class SimOptions:
-    """What to simulate. Raises ValueError from the constructor on an impossible value."""
+    """What to simulate. Raises ValueError from the constructor on an impossible value.
+
+    ``checkpoint_stop_s`` (lo, hi): every runner stands still a uniform time in [lo, hi]
+    seconds at each intermediate checkpoint, instead of the default aid-station stop that
+    depends on ability; (0, 0), the default, keeps that stop. ``tracker_off_at_finish``:
+    a finisher's tracker sends nothing after the finish crossing. ``checkpoint_detours``:
+    the probability, per runner and intermediate checkpoint, of a detour off the course
+    near the checkpoint (DETOUR_* constants).
+    """
 
     runners: int
     interval_s: float = 10.0
@@ -54,6 +74,9 @@ class SimOptions:
     loss: float = 0.05
     incidents: bool = True
     weather: str = "good"
+    checkpoint_stop_s: tuple[float, float] = (0.0, 0.0)
+    tracker_off_at_finish: bool = False
+    checkpoint_detours: float = 0.0
 
     def __post_init__(self) -> None:
         if self.runners < 1:
@@ -66,6 +89,18 @@ class SimOptions:
             raise ValueError(f"loss must be a fraction in [0, 1), got {self.loss}")
         if self.weather not in WEATHERS:
             raise ValueError(f"weather must be one of {', '.join(WEATHERS)}, got {self.weather!r}")
+        stop = tuple(self.checkpoint_stop_s)
+        if len(stop) != 2 or not 0.0 <= stop[0] <= stop[1] <= MAX_STOP_S:
+            raise ValueError(f"checkpoint stop must be (lo, hi) seconds with 0 <= lo <= hi <= "
+                             f"{MAX_STOP_S:g}, got {self.checkpoint_stop_s!r}")
+        if not 0.0 <= self.checkpoint_detours <= 1.0:
+            raise ValueError("checkpoint detours must be a probability in [0, 1], "
+                             f"got {self.checkpoint_detours}")
+
+    @property
+    def stops_set(self) -> bool:
+        """Whether ``checkpoint_stop_s`` replaces the default aid-station stops."""
+        return tuple(self.checkpoint_stop_s) != (0.0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +181,8 @@ def simulate(race: Race, rng: np.random.Generator, options: SimOptions) -> Simul
     grid = _Grid.build(race, options.weather)
     pct = rng.random(n)  # each runner's percentile in the field
     targets = finish_targets(pct, reference_time_s(race)) * _WEATHER_SLOWDOWN[options.weather]
-    kt_all = _base_times(grid, rng, pct, targets)
+    stop_s = options.checkpoint_stop_s if options.stops_set else None
+    kt_all = _base_times(grid, rng, pct, targets, stop_s)
     roles = _assign_roles(rng, pct, options)
     holes = coverage_holes(race, rng)
     crossings: list[Crossing] = []
@@ -154,7 +190,7 @@ def simulate(race: Race, rng: np.random.Generator, options: SimOptions) -> Simul
     columns: list[dict[str, npt.NDArray[np.generic]]] = []
     incidents: dict[str, str] = {}
     for i, e in enumerate(entrants):
-        plan = _plan_runner(race, grid, rng, kt_all[i], roles.get(i, ""), options.weather)
+        plan = _plan_runner(race, grid, rng, kt_all[i], roles.get(i, ""), options)
         for cp, t_s in plan.crossings:
             crossings.append(Crossing(e.bib, cp, race.start_ms + round(t_s * 1000)))
         for kind in plan.incidents:
@@ -248,8 +284,13 @@ def _smoothed_elevation(course: Course, at: Array) -> Array:
     return np.interp(at, d, smooth)
 
 
-def _base_times(grid: _Grid, rng: np.random.Generator, pct: Array, targets: Array) -> Array:
-    """Seconds from the start at which each runner (row) reaches each knot (column)."""
+def _base_times(grid: _Grid, rng: np.random.Generator, pct: Array, targets: Array,
+                stop_s: tuple[float, float] | None) -> Array:
+    """Seconds from the start at which each runner (row) reaches each knot (column).
+
+    ``stop_s`` (lo, hi) replaces the ability-dependent aid-station stop; the same numbers
+    are drawn either way, so the rest of the field does not change with it.
+    """
     n, segs = pct.size, grid.ds.size
     # Fatigue grows over the race, more for the back of the field.
     phi = np.clip(0.06 + 0.40 * pct + rng.normal(0.0, 0.03, n), 0.0, None)
@@ -263,8 +304,11 @@ def _base_times(grid: _Grid, rng: np.random.Generator, pct: Array, targets: Arra
     for k in range(1, segs):
         wobble[k] = rho * wobble[k - 1] + shocks[k]
     moving = grid.ds[None, :] * shape * np.exp(wobble.T)
-    lo = 5.0 + 25.0 * np.minimum(pct * 5.0, 1.0)  # elites barely stop; others 30 s - 3 min
-    hi = 30.0 + 150.0 * np.sqrt(pct)
+    if stop_s is None:
+        lo = 5.0 + 25.0 * np.minimum(pct * 5.0, 1.0)  # elites barely stop; others 30 s - 3 min
+        hi = 30.0 + 150.0 * np.sqrt(pct)
+    else:
+        lo, hi = np.full(n, stop_s[0]), np.full(n, stop_s[1])
     stops = rng.uniform(lo[:, None], hi[:, None], (n, grid.dwell.size))
     dt = moving * ((targets - stops.sum(axis=1)) / moving.sum(axis=1))[:, None]
     dt[:, grid.dwell] = stops
@@ -339,8 +383,35 @@ class _Plan:
     weak_battery: bool
     sos_from: float = math.inf
     excursion: tuple[float, float, float, float] | None = None  # t, duration, heading, metres
+    detours: list[_Detour] = field(default_factory=list)
     incidents: list[str] = field(default_factory=list)
     battery_dead: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Detour:
+    """A runner off the course and back: leaves it at ``p`` (m) at ``t`` (s from the
+    start), walks ``metres`` away on ``heading`` (radians from east) in ``walk_s``, stays
+    ``stay_s``, walks back. Progress along the course is paused meanwhile."""
+
+    p: float
+    t: float
+    walk_s: float
+    stay_s: float
+    heading: float
+    metres: float
+
+    @property
+    def seconds(self) -> float:
+        return 2 * self.walk_s + self.stay_s
+
+    def offset(self, t: npt.ArrayLike) -> tuple[Array, Array]:
+        """(east, north) metres from the course at times ``t`` (zero outside the detour)."""
+        knots = [self.t, self.t + self.walk_s, self.t + self.walk_s + self.stay_s,
+                 self.t + self.seconds]
+        out = self.metres * np.interp(np.asarray(t, dtype=np.float64), knots,
+                                      [0.0, 1.0, 1.0, 0.0])
+        return out * math.cos(self.heading), out * math.sin(self.heading)
 
 
 def _first_time_at(kt: Array, kp: Array, m: Array) -> Array:
@@ -359,20 +430,44 @@ def _pause(kt: Array, kp: Array, p: float, seconds: float) -> tuple[Array, Array
             np.concatenate([kp[:k], [p, p], kp[k:]]))
 
 
+def _pause_plan(plan: _Plan, p: float, seconds: float) -> float:
+    """Pause the plan's motion ``seconds`` on reaching ``p``; detours after it move with
+    it. Returns the time the runner reaches ``p``."""
+    t = float(_first_time_at(plan.kt, plan.kp, np.array([p]))[0])
+    plan.kt, plan.kp = _pause(plan.kt, plan.kp, p, seconds)
+    plan.detours = [replace(d, t=d.t + seconds) if d.t >= t else d for d in plan.detours]
+    return t
+
+
+def _add_detours(plan: _Plan, course: Course, grid: _Grid, rng: np.random.Generator,
+                 rate: float) -> None:
+    """With probability ``rate`` at each intermediate checkpoint, a detour near it."""
+    for cp_m in grid.cp_m[1:-1]:
+        if rng.random() >= rate:
+            continue
+        p = float(np.clip(cp_m + rng.uniform(-DETOUR_NEAR_M, DETOUR_NEAR_M), 0.0, grid.length))
+        metres, stay = rng.uniform(*DETOUR_OFF_M), rng.uniform(*DETOUR_STAY_S)
+        heading = _heading(course, p) + _side(rng)
+        walk = metres / DETOUR_WALK_MPS
+        t = _pause_plan(plan, p, 2 * walk + stay)
+        plan.detours.append(_Detour(p, t, walk, stay, heading, metres))
+
+
 def _plan_runner(race: Race, grid: _Grid, rng: np.random.Generator, kt: Array, role: str,
-                 weather: str) -> _Plan:
-    """Apply a runner's incident, dropout or cutoff to their base motion."""
-    kp, length = grid.m, grid.length
+                 options: SimOptions) -> _Plan:
+    """Apply a runner's detours, incident, dropout or cutoff to their base motion."""
+    kp, length, weather = grid.m, grid.length, options.weather
     plan = _Plan(kt, kp, [], "finished", "", length, None, 0.0, role == "battery")
+    if options.checkpoint_detours > 0.0:
+        _add_detours(plan, race.course, grid, rng, options.checkpoint_detours)
     if role == "stop":
-        plan.kt, plan.kp = _pause(kt, kp, rng.uniform(0.3, 0.7) * length, 900.0)
+        _pause_plan(plan, rng.uniform(0.3, 0.7) * length, 900.0)
         plan.incidents.append("stopped")
     elif role == "off_course":
         p, metres = rng.uniform(0.25, 0.75) * length, rng.uniform(300.0, 500.0)
         seconds = 2 * metres / rng.uniform(1.2, 1.8) + rng.uniform(30.0, 120.0)
-        t = float(_first_time_at(kt, kp, np.array([p]))[0])
+        t = _pause_plan(plan, p, seconds)
         plan.excursion = (t, seconds, _heading(race.course, p) + _side(rng), metres)
-        plan.kt, plan.kp = _pause(kt, kp, p, seconds)
         plan.incidents.append("off_course")
     stay = rng.uniform(120.0, 360.0)  # finishers switch off a few minutes after the line
     walk_back = False
@@ -401,6 +496,9 @@ def _plan_runner(race: Race, grid: _Grid, rng: np.random.Generator, kt: Array, r
         plan.finish_s = float(cross[-1])
         if plan.finish_s > race.time_limit_s:
             plan.reason = "finished after the time limit"
+        if options.tracker_off_at_finish:
+            stay = 0.0  # switched off on the line
+    plan.detours = [d for d in plan.detours if d.p < plan.p_end]
     _stop_at(plan, stay, walk_back, grid, rng)
     return plan
 
@@ -479,6 +577,10 @@ def _track(course: Course, plan: _Plan, rng: np.random.Generator, options: SimOp
         out = metres * np.clip(1.0 - np.abs(2.0 * (t - t_a) / seconds - 1.0), 0.0, None)
         east += out * math.cos(heading)
         north += out * math.sin(heading)
+    for d in plan.detours:
+        off_east, off_north = d.offset(t)
+        east += off_east
+        north += off_north
     lat = lat + north / _M_PER_DEG
     lon = lon + east / (_M_PER_DEG * np.cos(np.radians(lat)))
     ele = np.interp(p, course.dist, course.ele) + rng.normal(0.0, 1.5 * options.noise_m, t.size)

@@ -40,6 +40,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="leave out the SOS, the off-course excursion and the 15-min stop")
     parser.add_argument("--weather", choices=WEATHERS, default="good",
                         help="bad weather slows the field, the ridge most, and adds dropouts")
+    add_field_options(parser)
+
+
+def add_field_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the field's behaviour at checkpoints (also the benchmarks')."""
+    parser.add_argument("--stops", type=stop_range, default=(0.0, 0.0), metavar="LO,HI",
+                        help="every runner stands LO-HI seconds (uniform) at each "
+                        "intermediate checkpoint, instead of the default aid-station stop")
+    parser.add_argument("--off-at-finish", action="store_true",
+                        help="trackers send nothing after the runner's finish crossing")
+    parser.add_argument("--detours", type=float, default=0.0, metavar="P",
+                        help="probability per runner and intermediate checkpoint of a detour "
+                        "30-80 m off the course near it, 20-60 s there (default: 0)")
+
+
+def stop_range(text: str) -> tuple[float, float]:
+    """``LO,HI`` seconds, e.g. ``0,90``."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LO,HI in seconds such as 0,90, got {text!r}") from None
+    return lo, hi
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
         n = len(race.entrants) if args.runners is None else args.runners
         options = SimOptions(runners=n, interval_s=args.interval, noise_m=args.noise,
                              loss=args.loss, incidents=not args.no_incidents,
-                             weather=args.weather)
+                             weather=args.weather, checkpoint_stop_s=args.stops,
+                             tracker_off_at_finish=args.off_at_finish,
+                             checkpoint_detours=args.detours)
         sim = simulate(race, np.random.default_rng(args.seed), options)
     except (RaceFolderError, ValueError) as e:
         print(f"zegama-live simulate: error: {e}", file=sys.stderr)
@@ -91,6 +116,9 @@ def _write(out: Path, sim: Simulation, race_id: str, seed: int,
         "race": race_id, "seed": seed, "runners": options.runners,
         "interval_s": options.interval_s, "noise_m": options.noise_m, "loss": options.loss,
         "incidents": options.incidents, "weather": options.weather,
+        "checkpoint_stop_s": list(options.checkpoint_stop_s),
+        "tracker_off_at_finish": options.tracker_off_at_finish,
+        "checkpoint_detours": options.checkpoint_detours,
         "coverage_holes_m": [[round(a, 1), round(b, 1)] for a, b in sim.holes],
         "incident_bibs": sim.incidents, "fixes_generated": sim.generated,
         "fixes_delivered": int(sim.t.size),

@@ -1,4 +1,5 @@
-"""The benchmarks' naive split method: first matched fix past each checkpoint."""
+"""The benchmarks' tracker methods: first matched fix past each checkpoint, and the
+first fix inside a circle around it (geofence)."""
 
 from __future__ import annotations
 
@@ -97,3 +98,47 @@ def test_a_runner_standing_on_the_checkpoint_has_reached_it(line: Course) -> Non
     fixes = [fix(100, 900), fix(110, 998.0), fix(120, 999.5), fix(130, 1000.0)]
     got = naive.naive_splits(line, [("cp1", 1000.0)], fixes, START)
     assert got == {"cp1": START + 120_000}
+
+
+def test_geofence_split_is_the_first_raw_fix_inside_the_circle(line: Course) -> None:
+    # 25 m short of the checkpoint is inside a 30 m circle: the geofence fires before the
+    # runner gets there, where the first-fix-past method waits for the fix past it.
+    fixes = [fix(0, 0), fix(100, 940), fix(110, 975), fix(120, 1005), fix(130, 1040)]
+    cps = [("cp1", 1000.0)]
+    assert naive.geofence_splits(line, cps, fixes, START) == {"cp1": START + 110_000}
+    assert naive.naive_splits(line, cps, fixes, START) == {"cp1": START + 120_000}
+    assert naive.geofence_splits(line, cps, fixes, START, radius_m=70.0) == {
+        "cp1": START + 100_000}
+
+
+def test_geofence_uses_the_raw_position_not_the_matched_one(line: Course) -> None:
+    # 35 m to the side, level with the checkpoint: matched onto it, but outside the circle.
+    fixes = [fix(100, 1000, east_m=35.0), fix(110, 1010, east_m=20.0)]
+    assert naive.geofence_splits(line, [("cp1", 1000.0)], fixes, START) == {
+        "cp1": START + 110_000}
+
+
+def test_geofence_takes_checkpoints_in_order_and_skips_a_missed_one(line: Course) -> None:
+    cps = [("finish", 3000.0), ("cp1", 1000.0), ("cp2", 2000.0)]  # sorted by distance
+    # cp1's circle is jumped over (a fix 50 m before, the next 60 m after); the fix on
+    # cp1 before the gun does not count.
+    fixes = [fix(-10, 1000), fix(100, 950), fix(120, 1060), fix(300, 1990), fix(400, 2010),
+             fix(700, 2995)]
+    assert naive.geofence_splits(line, cps, fixes, START) == {
+        "cp2": START + 300_000, "finish": START + 700_000}
+    assert naive.geofence_splits(line, cps, [], START) == {}
+
+
+def test_geofence_finish_on_the_start_line_is_searched_after_the_checkpoints_before() -> None:
+    course = load_course(ROOT / "races" / "zegama-2026" / "course.gpx")
+    cps = [("start", 0.0), ("mid", 20_000.0), ("finish", course.length_m)]
+    fixes = [(START + k * 10_000, *course.position_at(5.0 * k)) for k in range(5)]
+    fixes += [(START + 9_000_000, *course.position_at(20_000.0)),
+              (START + 20_000_000, *course.position_at(course.length_m - 10.0))]
+    assert naive.geofence_splits(course, cps, fixes, START) == {
+        "start": START, "mid": START + 9_000_000, "finish": START + 20_000_000}
+
+
+def test_geofence_radius_must_be_positive(line: Course) -> None:
+    with pytest.raises(ValueError, match="radius"):
+        naive.geofence_splits(line, [("cp1", 1000.0)], [fix(0, 0)], START, radius_m=0.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from dataclasses import replace
@@ -226,3 +227,119 @@ def test_an_entrant_without_a_device_runs_but_sends_nothing() -> None:
     assert sim.outcomes[0].tracking is None and sim.outcomes[0].bib == "x"
     assert any(c.bib == "x" for c in sim.crossings)
     assert set(np.unique(sim.dev).tolist()) == {0, 1, 2, 3}
+
+
+# The field's behaviour at checkpoints: stops, trackers off at the finish, detours.
+
+def field_sim(**kw: object) -> Simulation:
+    """20 runners, a perfect fix every second, none lost: positions are the truth."""
+    opts: dict[str, object] = {"runners": 20, "interval_s": 1.0, "noise_m": 0.0, "loss": 0.0,
+                               "incidents": False} | kw
+    return simulate(line_race(), np.random.default_rng(3), SimOptions(**opts))  # type: ignore[arg-type]
+
+
+def clean_finishers(sim: Simulation) -> list[tuple[str, int]]:
+    """(bib, device index) of finishers with a working tracker and no incident."""
+    devices = {d: i for i, d in enumerate(sim.device_ids)}
+    return [(o.bib, devices[o.device]) for o in sim.outcomes
+            if o.status == "finished" and not o.incidents]
+
+
+def along_and_off(sim: Simulation, device: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A device's fix times (ms), metres along the line course and metres off it."""
+    t = by_device(sim, sim.t, device)
+    along = (by_device(sim, sim.lon, device) + 2.0) * M_PER_DEG * math.cos(math.radians(LAT))
+    off = (by_device(sim, sim.lat, device) - LAT) * M_PER_DEG
+    return t, along, off
+
+
+def test_checkpoint_stops_flatten_the_truth_for_the_drawn_time_from_the_arrival() -> None:
+    sim = field_sim(checkpoint_stop_s=(20.0, 40.0))
+    race = line_race()
+    truth = {(c.bib, c.checkpoint): c.t for c in sim.crossings}
+    runners = clean_finishers(sim)
+    assert len(runners) >= 15
+    stood = []
+    for bib, d in runners:
+        t, along, off = along_and_off(sim, d)
+        for cp in race.checkpoints[1:-1]:
+            there = t[(np.abs(along - cp.m) < 0.1) & (np.abs(off) < 1.0)]
+            # The first fix on the checkpoint follows the true crossing by at most one
+            # (jittered) interval: the crossing is the arrival, not the departure. (A fix
+            # 0.1 m before it, still moving, is a few tenths of a second early.)
+            assert -200 <= there[0] - truth[(bib, cp.id)] <= 1_300
+            stood.append((there[-1] - there[0]) / 1000.0)
+    assert 20.0 - 1.6 <= min(stood) < 25.0 and 35.0 < max(stood) <= 40.0 + 0.4
+    # The default aid-station stop depends on ability and is not this one.
+    default = field_sim()
+    assert default.crossings != sim.crossings
+
+
+def test_tracker_off_at_finish_sends_nothing_after_the_finish_crossing() -> None:
+    for off_at_finish in (False, True):
+        sim = line_sim(tracker_off_at_finish=off_at_finish)
+        devices = {d: i for i, d in enumerate(sim.device_ids)}
+        after = []
+        for o in sim.outcomes:
+            if o.status == "finished" and o.finish is not None and o.tracking:
+                after.append(int(np.count_nonzero(sim.t[sim.dev == devices[o.device]]
+                                                  > o.finish)))
+        assert len(after) >= 40
+        if off_at_finish:
+            assert max(after) == 0
+        else:  # switched off a few minutes after the line
+            assert sum(n > 0 for n in after) >= 0.9 * len(after)
+
+
+def test_detours_put_fixes_off_the_course_near_each_checkpoint_and_back() -> None:
+    race = line_race()
+    cps = np.array([cp.m for cp in race.checkpoints[1:-1]])
+    for rate in (0.0, 1.0):
+        sim = field_sim(checkpoint_detours=rate)
+        runners = clean_finishers(sim)
+        assert len(runners) >= 15
+        for _, d in runners:
+            t, along, off = along_and_off(sim, d)
+            away = np.abs(off) > 10.0
+            away[1:-1] |= away[:-2] & away[2:]  # a multipath fix inside a detour
+            # Runs of consecutive fixes off the course (a multipath error is one fix).
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], away.astype(int), [0]])))
+            runs = [(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a > 5]
+            assert len(runs) == (3 if rate else 0)
+            near = sorted(int(np.argmin(np.abs(cps - along[a:b].mean()))) for a, b in runs)
+            assert near == ([0, 1, 2] if rate else [])
+            for a, b in runs:
+                assert np.all(np.abs(along[a:b, None] - cps[None, :]).min(axis=1) < 200.0)
+                # 30-80 m from the course (a rare multipath fix may stand out further).
+                assert 25.0 < np.percentile(np.abs(off[a:b]), 90) <= 80.5
+                assert 20.0 < (t[b - 1] - t[a]) / 1000.0 < 60.0 + 2 * 80.0 / 1.5
+                assert np.median(np.abs(off[b + 10:b + 20])) < 1.0  # back on the course
+
+
+def test_default_field_is_the_one_before_the_checkpoint_options() -> None:
+    # A digest of a seeded field, taken before checkpoint_stop_s, tracker_off_at_finish
+    # and checkpoint_detours existed: options left off must not draw any random number.
+    # A deliberate change of the model changes it too: then update the digest here.
+    sim = simulate(line_race(), np.random.default_rng(11), SimOptions(runners=15))
+    h = hashlib.sha256()
+    for col in (sim.dev, sim.t, sim.arrival, np.round(sim.lat * 1e6), np.round(sim.lon * 1e6)):
+        h.update(np.asarray(col, dtype=np.int64).tobytes())
+    h.update(repr([(c.bib, c.checkpoint, c.t) for c in sim.crossings]).encode())
+    assert (sim.t.size, h.hexdigest()[:16]) == (11842, "9e82a6c03fd34f2a")
+    same = simulate(line_race(), np.random.default_rng(11),
+                    SimOptions(runners=15, checkpoint_stop_s=(0.0, 0.0),
+                               tracker_off_at_finish=False, checkpoint_detours=0.0))
+    assert np.array_equal(same.lat, sim.lat) and same.crossings == sim.crossings
+
+
+@pytest.mark.parametrize(
+    ("kw", "word"),
+    [({"checkpoint_stop_s": (90.0, 10.0)}, "checkpoint stop"),
+     ({"checkpoint_stop_s": (-1.0, 10.0)}, "checkpoint stop"),
+     ({"checkpoint_stop_s": (0.0, 4000.0)}, "checkpoint stop"),
+     ({"checkpoint_stop_s": (1.0, 2.0, 3.0)}, "checkpoint stop"),
+     ({"checkpoint_detours": 1.5}, "detours")],
+)
+def test_bad_checkpoint_options_are_refused(kw: dict[str, object], word: str) -> None:
+    with pytest.raises(ValueError, match=word):
+        SimOptions(runners=5, **kw)  # type: ignore[arg-type]

@@ -70,12 +70,33 @@ def test_options_reach_the_simulation(tmp_path: Path) -> None:
     assert min(gaps) >= 0.4 * 30_000 and max(gaps) <= 1.6 * 30_000  # nothing lost
 
 
+def test_checkpoint_options_reach_the_simulation(tmp_path: Path) -> None:
+    assert run(tmp_path, "--stops", "30,60", "--off-at-finish", "--detours", "0.5") == 0
+    scenario = orjson.loads((tmp_path / "scenario.json").read_bytes())
+    assert scenario["checkpoint_stop_s"] == [30.0, 60.0]
+    assert scenario["tracker_off_at_finish"] is True and scenario["checkpoint_detours"] == 0.5
+    status = lines(tmp_path / "truth_status.jsonl")
+    finished = [s for s in status if s["status"] == "finished" and s["device"]]
+    assert finished and all(s["tracking_until"] <= s["finish"] for s in finished)  # type: ignore[operator]
+
+
+def test_a_stop_range_that_is_not_two_numbers_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run(tmp_path, "--stops", "90")
+    assert exc.value.code == 2
+    assert "expected LO,HI in seconds" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["simulate", "no/such/race", "--out", "OUT"], "no such race folder"),
         (["simulate", RACE, "--runners", "999", "--out", "OUT"], "cannot simulate 999"),
         (["simulate", RACE, "--loss", "1.5", "--out", "OUT"], "loss must be"),
+        (["simulate", RACE, "--stops", "90,10", "--out", "OUT"], "checkpoint stop must be"),
+        (["simulate", RACE, "--detours", "2", "--out", "OUT"], "probability in [0, 1]"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(

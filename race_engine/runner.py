@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,15 +63,25 @@ BEHIND_M = 300.0
 # GPS split is triggered this far before the checkpoint and timed at the checkpoint at
 # the runner's speed on arrival (never later than the interpolated crossing itself).
 SPLIT_TOL_M = 15.0
-# GPS noise rarely puts a runner on the last metre of the course: the finish triggers
-# this far before the end.
+# The finish area: a runner whose progress reaches this far from the end of the course
+# has finished, timed at the line by the approach (the paced line below), whether or not
+# a fix falls past the line. Trackers are often switched off on the line, and at 10 s
+# fixes and ~3 m/s the last fix lands up to 30 m short of it (60 m after a lost fix):
+# with the trigger at 25 m, a third of such finishes were missing. A runner who stops for
+# good inside the last 60 m is rare; race control mends it (reinstate, manual split).
+FINISH_AREA_M = 60.0
+# GPS noise rarely puts a runner on the last metre of the course, and progress stops at
+# its end: the finish's line leaves out observations in the last 25 m.
 FINISH_SLACK_M = 25.0
 
 # A GPS split is refined by a robust line through the fixes around the crossing (see
-# race_engine.crossing): those this long before and after it, within FIT_OFF_M of the
-# course (further off, a fix may be matched onto another leg of a switchback). None
-# after: a runner often stops at the aid station at a checkpoint, which flattens the line.
-FIT_BEFORE_MS = 150_000
+# race_engine.crossing), in paced progress (Layout.paced): those this long before and
+# after it, within FIT_OFF_M of the course (further off, a fix may be matched onto
+# another leg of a switchback). None after: a runner often stops at the aid station at
+# a checkpoint, which flattens the line. 90 s before: over 150 s the pace's departures
+# from the reference curve's shape biased splits by up to 10 s on long descents; over
+# 60 s GPS noise dominates (docs/benchmarks.md, "Split accuracy v2").
+FIT_BEFORE_MS = 90_000
 FIT_AFTER_MS = 0
 FIT_OFF_M = 45.0
 # The refined split may move at most this far from the envelope's own crossing.
@@ -84,7 +94,7 @@ FIT_MAX_SHIFT_MS = 400_000
 # road-marathon record is 5.8 m/s), and, when the race has record splits, at most
 # CHIP_RECORD_FACTOR times the course record's speed over that stretch (the record
 # curve, race_engine.record: a third less time than the record holder took there).
-# A GPS split is an estimate (p95 error ~12 s): against one, the read is judged as if
+# A GPS split is an estimate (p95 error ~7 s): against one, the read is judged as if
 # that split could be CHIP_GPS_SLACK_MS closer to it.
 CHIP_MAX_MPS = 7.0
 CHIP_RECORD_FACTOR = 1.5
@@ -164,12 +174,23 @@ def ordered_splits(raw: list[Split]) -> list[Split]:
     return out
 
 
+def _interp(x: float, xs: tuple[float, ...], ys: tuple[float, ...]) -> float:
+    """``ys`` at ``x`` on the piecewise-linear curve (xs increasing), flat beyond its ends."""
+    k = bisect_right(xs, x)
+    if k == 0:
+        return ys[0]
+    if k == len(xs):
+        return ys[-1]
+    x0, x1 = xs[k - 1], xs[k]
+    return ys[k - 1] + (ys[k] - ys[k - 1]) * (x - x0) / (x1 - x0)
+
+
 @dataclass(frozen=True)
 class Layout:
     """A race's checkpoints as the runner state needs them: ids and metres, in course order.
 
     ``trig`` is where a GPS split is triggered: ``SPLIT_TOL_M`` before the checkpoint
-    (``FINISH_SLACK_M`` before a finish at the very end of the course; the start at 0).
+    (``FINISH_AREA_M`` before a finish at the very end of the course; the start at 0).
     Built directly, a layout triggers at the checkpoints themselves. ``record_s`` is the
     course record's time (s from the start) at each checkpoint, from the record curve,
     when the race has record splits (else empty): it bounds chip reads (``max_mps``).
@@ -181,6 +202,10 @@ class Layout:
     index: dict[str, int] = field(default_factory=dict)
     trig: tuple[float, ...] = ()
     record_s: tuple[float, ...] = ()
+    # The reference curve (record, else effort: race_engine.record) as (metres, seconds),
+    # the shape of a runner's pace along the course that a split's line is fitted in.
+    pace_d: tuple[float, ...] = ()
+    pace_t: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.trig:
@@ -195,14 +220,30 @@ class Layout:
         ids = tuple(c.id for c in cps)
         length = race.course.length_m
         m = tuple(min(c.m, length) for c in cps)
-        trig = tuple(x - FINISH_SLACK_M if x >= length - 1e-6 else max(x - SPLIT_TOL_M, 0.0)
+        trig = tuple(x - FINISH_AREA_M if x >= length - 1e-6 else max(x - SPLIT_TOL_M, 0.0)
                      for x in m)
-        record_s: tuple[float, ...] = ()
-        if race.record:
-            curve = curve if curve is not None else RecordCurve.from_race(race)
-            record_s = tuple(curve.t_at(x) for x in m)
+        curve = curve if curve is not None else RecordCurve.from_race(race)
+        record_s = tuple(curve.t_at(x) for x in m) if race.record else ()
         return cls(race.start_ms, ids, m, {cid: i for i, cid in enumerate(ids)}, trig,
-                   record_s)
+                   record_s, tuple(curve.d), tuple(curve.t_s))
+
+    def paced(self, i: int) -> Callable[[float], float]:
+        """Progress ``p`` (m) as the metres it is worth at checkpoint ``i``'s pace: the
+        reference curve's seconds from ``p`` to the checkpoint, at the curve's speed
+        there. A runner keeps roughly the same pace relative to the reference over a
+        few minutes while their speed in metres changes with the gradient, so a line
+        through paced progress against time fits an approach that slows on a climb or
+        speeds up downhill; a line through raw metres bends the split by the change
+        (measured: -13 s to +6 s by checkpoint with no GPS noise at all). Identity for a
+        layout built without a curve."""
+        xs, ts = self.pace_d, self.pace_t
+        if len(xs) < 2:
+            return lambda p: p
+        d = self.m[i]
+        k = min(max(bisect_left(xs, d), 1), len(xs) - 1)  # the stretch that ends at d
+        speed = (xs[k] - xs[k - 1]) / max(ts[k] - ts[k - 1], 1e-9)  # metres per curve second
+        t_d = _interp(d, xs, ts)
+        return lambda p: d + (_interp(p, xs, ts) - t_d) * speed
 
     def max_mps(self, a: int, b: int) -> float:
         """The fastest plausible speed (m/s) along the course from checkpoint ``a`` (-1:
@@ -540,8 +581,9 @@ class RunnerState:
         d = self.layout.m[i]
         cap = d - FINISH_SLACK_M if i == len(self.layout.m) - 1 else math.inf
         tc, lo, hi = base, base, base
+        paced = self.layout.paced(i)
         for _ in range(4):
-            ts, ps = self._fit_points(tc, cap)
+            ts, ps = self._fit_points(tc, cap, paced)
             lo, hi = min(lo, tc - FIT_BEFORE_MS), max(hi, tc + FIT_AFTER_MS)
             x = crossing_time(ts, ps, d)
             if x is None:
@@ -553,9 +595,10 @@ class RunnerState:
         self.fit_span[self.layout.ids[i]] = (lo, hi)
         return tc if abs(tc - base) <= FIT_MAX_SHIFT_MS else base
 
-    def _fit_points(self, tc: float, cap: float) -> tuple[list[float], list[float]]:
-        """(seconds from ``tc``, progress) of the GPS observations the fit around ``tc``
-        uses (see FIT_BEFORE_MS)."""
+    def _fit_points(self, tc: float, cap: float,
+                    paced: Callable[[float], float]) -> tuple[list[float], list[float]]:
+        """(seconds from ``tc``, paced progress: Layout.paced) of the GPS observations
+        the fit around ``tc`` uses (see FIT_BEFORE_MS)."""
         a_t, a_p, a_src, f_t, f_off = self.a_t, self.a_p, self.a_src, self.f_t, self.f_off
         ts: list[float] = []
         ps: list[float] = []
@@ -564,7 +607,7 @@ class RunnerState:
             if a_src[j] != GPS or p > cap or f_off[bisect_left(f_t, t)] > FIT_OFF_M:
                 continue
             ts.append((t - tc) / 1000.0)
-            ps.append(p)
+            ps.append(paced(p))
         return ts, ps
 
     def _envelope_crossing(self, i: int) -> float | None:

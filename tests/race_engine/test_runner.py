@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import random
+from itertools import pairwise
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from race_engine.model import Status
-from race_engine.runner import CHIP, MANUAL, OFF_TRACK_M, Layout, RunnerState
+from race_engine.course import Course
+from race_engine.model import AlertThresholds, Checkpoint, Race, Status
+from race_engine.runner import CHIP, FINISH_AREA_M, MANUAL, OFF_TRACK_M, Layout, RunnerState
 
 START = 1_800_000_000_000
 LAYOUT = Layout(START, ("start", "a", "b", "finish"), (0.0, 1000.0, 2000.0, 3000.0),
@@ -292,3 +295,92 @@ def test_splits_are_ordered_in_time(obs: list[tuple[int, float]],
     for n, s in enumerate(splits):  # a GPS estimate never comes before an earlier split
         if s.source == "gps":
             assert all(times[k] <= s.t_ms for k in range(n))
+
+
+# ------------------------------------------------------------ accuracy v2: the approach
+
+def race_on_a_line(length_m: float, checkpoint_m: float | None = None) -> Race:
+    """A flat straight course due north (so the effort curve is a constant pace)."""
+    y = np.linspace(0.0, length_m, 61)
+    course = Course.from_points(43.0 + y / 111_195.0, np.full(y.size, -2.3),
+                                np.full(y.size, 300.0))
+    mid = () if checkpoint_m is None else (Checkpoint("mid", "Aid", checkpoint_m / 1000),)
+    return Race("line", "Line", START, "UTC", 4 * 3600.0, course,
+                (Checkpoint("start", "Start", 0.0), *mid,
+                 Checkpoint("finish", "Finish", course.length_m / 1000)),
+                (), (), AlertThresholds(), ())
+
+
+def test_paced_progress_is_linear_in_time_for_a_runner_at_a_steady_share_of_the_reference(
+        ) -> None:
+    # The reference curve: 3 m/s to 1000 m, then a climb at 1 m/s to 1300 m, then 3 m/s.
+    xs = (0.0, 1000.0, 1300.0, 3000.0)
+    ts = (0.0, 1000 / 3, 1000 / 3 + 300.0, 1000 / 3 + 300.0 + 1700 / 3)
+    layout = Layout(START, ("start", "top", "finish"), (0.0, 1300.0, 3000.0),
+                    {"start": 0, "top": 1, "finish": 2}, pace_d=xs, pace_t=ts)
+    paced = layout.paced(1)
+    assert paced(1300.0) == pytest.approx(1300.0)
+    # A runner at 80% of the reference's speed everywhere: paced progress grows at a
+    # steady rate (0.8 of the reference's 1 m/s on the climb to the checkpoint) across
+    # the change of gradient at 1000 m.
+    times = [t / 0.8 for t in (200.0, 300.0, 1000 / 3 + 50.0, 1000 / 3 + 250.0)]
+    ps = [600.0, 900.0, 1050.0, 1250.0]
+    rates = [(paced(b) - paced(a)) / (tb - ta)
+             for (ta, a), (tb, b) in pairwise(zip(times, ps, strict=True))]
+    assert rates == pytest.approx([0.8, 0.8, 0.8])
+
+
+def test_a_layout_without_a_curve_fits_raw_metres() -> None:
+    assert LAYOUT.paced(1)(950.0) == 950.0
+
+
+def test_a_split_through_a_change_of_pace_is_the_crossing_not_a_straight_line_s() -> None:
+    # On a climb to the checkpoint at 1300 m the runner slows from 3 to 1 m/s at 1000 m,
+    # as the reference does. A line through raw metres over the last 90 s would put the
+    # crossing seconds off; through paced progress it is exact (no GPS noise here).
+    xs = (0.0, 1000.0, 1300.0, 3000.0)
+    ts = (0.0, 1000 / 3, 1000 / 3 + 300.0, 1000 / 3 + 300.0 + 1700 / 3)
+    layout = Layout(START, ("start", "top", "finish"), (0.0, 1300.0, 3000.0),
+                    {"start": 0, "top": 1, "finish": 2}, trig=(0.0, 1285.0, 2940.0),
+                    pace_d=xs, pace_t=ts)
+    r = RunnerState("7", layout)
+    t = 0.0
+    while t <= 700.0:  # the runner runs exactly the reference
+        p = 3.0 * t if t <= 1000 / 3 else min(1000.0 + (t - 1000 / 3), 1300.0) \
+            if t <= 1000 / 3 + 300 else 1300.0 + 3.0 * (t - 1000 / 3 - 300)
+        r.add_fix(at(t), p, 3.0, 43.0, -2.0)
+        t += 10.0
+    assert r.split("top").t_ms == pytest.approx(at(1000 / 3 + 300), abs=500)  # type: ignore[union-attr]
+
+
+def test_a_finish_with_no_fix_past_the_line_is_recognised_in_the_finish_area() -> None:
+    # The tracker is switched off on the line: the last fix is 30 m short of it.
+    layout = Layout.from_race(race_on_a_line(3000.0))
+    assert layout.trig[-1] == pytest.approx(layout.m[-1] - FINISH_AREA_M)
+    r = RunnerState("7", layout)
+    for s in range(0, 991, 10):
+        r.add_fix(at(s), 3.0 * s, 3.0, 43.0, -2.0)  # 2970 m at 990 s, then nothing
+    finish = r.split("finish")
+    assert finish is not None and finish.t_ms == pytest.approx(at(1000), abs=1500)
+    assert r.refresh_status() and r.status is Status.FINISHED  # as the engine does
+
+
+def test_a_runner_short_of_the_finish_area_has_not_finished() -> None:
+    r = RunnerState("7", Layout.from_race(race_on_a_line(3000.0)))
+    for s in range(0, 971, 10):
+        r.add_fix(at(s), 3.0 * s, 3.0, 43.0, -2.0)  # 2910 m: 90 m to go
+    assert r.split("finish") is None
+    assert not r.refresh_status() and r.status is Status.RUNNING
+
+
+def test_a_noisy_stop_at_a_checkpoint_is_split_at_the_arrival() -> None:
+    # 3 m/s to the checkpoint at 1500 m (500 s), 90 s standing there with fixes scattered
+    # +-8 m around it, then on at 3 m/s: the split is the arrival, not the middle of the
+    # stop nor the departure.
+    layout = Layout.from_race(race_on_a_line(3000.0, checkpoint_m=1500.0))
+    r = RunnerState("7", layout)
+    rnd = random.Random(3)
+    for s in range(0, 801, 10):
+        p = 3.0 * s if s <= 500 else 1500.0 if s <= 590 else 1500.0 + 3.0 * (s - 590)
+        r.add_fix(at(s), p + rnd.uniform(-8.0, 8.0), 3.0, 43.0, -2.0)
+    assert r.split("mid").t_ms == pytest.approx(at(500), abs=3000)  # type: ignore[union-attr]

@@ -77,10 +77,9 @@ from provenance import code_version
 from race_engine import matching
 from race_engine.engine import RaceEngine
 from race_engine.model import Race
-from race_engine.racefolder import load_race
 from race_engine.replay import final_splits
-from race_engine.simulate import SimOptions, Simulation, simulate
-from race_engine.simulate_cli import add_field_options
+from race_engine.simulate import Simulation, simulate
+from race_engine.simulate_cli import add_field_options, bench_field
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_SPLIT_P95_S = 3.0
@@ -471,11 +470,7 @@ def finite(value: object) -> object:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        race = load_race(args.race)
-        options = SimOptions(runners=args.runners, interval_s=args.interval,
-                             noise_m=args.noise, loss=args.loss, checkpoint_stop_s=args.stops,
-                             tracker_off_at_finish=args.off_at_finish,
-                             checkpoint_detours=args.detours)
+        race, options = bench_field(args)
         if not args.radius > 0:
             raise ValueError(f"--radius must be positive metres, got {args.radius:g}")
     except ValueError as exc:

@@ -34,20 +34,23 @@ from typing import Any
 
 from race_engine import matching
 from race_engine.alerts import Alert, AlertBook, Rules, evaluate
-from race_engine.board import build_board, gap_s, ranked
+from race_engine.board import build_board, ranked
 from race_engine.course import Course
 from race_engine.episodes import episodes
 from race_engine.model import ChipRead, Entrant, Fix, Race, Status
-from race_engine.projections import Eta, pace_ratio, project
+from race_engine.projections import (
+    ESTIMATE_AFTER_MS,
+    MIN_PROGRESS_M,
+    Eta,
+    moved_forward,
+    project,
+)
 from race_engine.record import RecordCurve, fmt_delta
 from race_engine.runner import CHIP, MANUAL, Layout, RunnerState
 
 Matcher = Callable[..., matching.Match]
-# A runner not seen for this long is shown at an estimated position, moved forward at
-# its own pace for at most ESTIMATE_MAX_MS and never past the next checkpoint.
-ESTIMATE_AFTER_MS = 60_000
-ESTIMATE_MAX_MS = 30 * 60_000
 NEXT_ETAS = 3
+RANKING = ("rank", "gap_leader_s", "gap_ahead_s")
 # A late fix re-matches at most this many fixes on each side of it.
 REMATCH_MAX = 8
 _STATUS_OPS = {"dnf": Status.DNF, "dns": Status.DNS, "dsq": Status.DSQ,
@@ -79,8 +82,8 @@ class RaceEngine:
         self._cutoff_ids = frozenset(cid for cid, _ in self.rules.cutoffs)
         self._match = matcher
         self._dirty: set[str] = set()
-        self._order: list[str] = []  # bibs in board order, from the latest board()
-        self._place: dict[str, int] = {}  # bib -> index in _order
+        # bib -> rank and gaps on the latest board() (cards show the board's own).
+        self._ranking: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ input
 
@@ -323,13 +326,13 @@ class RaceEngine:
     def board(self, now_ms: int) -> dict[str, Any]:
         """The JSON-able standings at ``now_ms`` (race_engine.board)."""
         b = build_board(self.race.id, self.runners, self.entrants, self.curve, now_ms)
-        self._order = [row["bib"] for row in b["runners"] if row["rank"] is not None]
-        self._place = {bib: i for i, bib in enumerate(self._order)}
+        self._ranking = {row["bib"]: {k: row[k] for k in RANKING}
+                         for row in b["runners"] if row["rank"] is not None}
         return b
 
     def runner_view(self, bib: str, now_ms: int) -> dict[str, Any]:
         """A runner's public card: position (maybe estimated), splits, gaps, record pace,
-        projections and last seen. Gaps use the order of the latest ``board`` call.
+        projections and last seen. Rank and gaps are those of the latest ``board`` call.
 
         Raises:
             EngineInputError: unknown bib.
@@ -362,13 +365,7 @@ class RaceEngine:
         }
 
     def _gaps(self, r: RunnerState) -> dict[str, Any]:
-        order = self._order
-        i = self._place.get(r.bib)
-        if i is None:
-            return {"rank": None, "gap_leader_s": None, "gap_ahead_s": None}
-        lead, ahead = self.runners[order[0]], self.runners[order[i - 1]] if i else None
-        return {"rank": i + 1, "gap_leader_s": gap_s(r, lead),
-                "gap_ahead_s": None if ahead is None else gap_s(r, ahead)}
+        return self._ranking.get(r.bib, dict.fromkeys(RANKING))
 
     def _position(self, r: RunnerState, now_ms: int) -> dict[str, Any]:
         """Where the runner is: the latest fix, or moved forward at its pace (estimated)."""
@@ -378,14 +375,11 @@ class RaceEngine:
             return {"progress_m": 0.0, "lat": lat, "lon": lon, "estimated": r.last_t is None}
         t_cur, x = cur
         quiet = now_ms - t_cur
-        if r.status is not Status.RUNNING or quiet <= ESTIMATE_AFTER_MS or x < 1000.0:
+        if r.status is not Status.RUNNING or quiet <= ESTIMATE_AFTER_MS or x < MIN_PROGRESS_M:
             lat, lon = (r.last_lat, r.last_lon) if r.last_lat == r.last_lat else \
                 self.course.position_at(x)
             return {"progress_m": round(x, 1), "lat": lat, "lon": lon, "estimated": False}
-        ratio = pace_ratio(r, self.curve, t_cur, x)
-        ref = self.curve.t_at(x) + min(quiet, ESTIMATE_MAX_MS) / 1000.0 / max(ratio, 0.1)
-        nxt = next((m for m in self.layout.m if m > x), self.layout.m[-1])
-        d = min(self.curve.d_at(ref), nxt)
+        d = moved_forward(r, self.curve, t_cur, x, now_ms)
         lat, lon = self.course.position_at(d)
         return {"progress_m": round(d, 1), "lat": lat, "lon": lon, "estimated": True}
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from race_engine.record import RecordCurve
-from race_engine.runner import RunnerState
+from race_engine.runner import Layout, RunnerState
 
 RECORD_RATIO = "record-ratio"
 EFFORT_RATIO = "effort-ratio"
@@ -41,6 +42,21 @@ SIGMA_ABS_S = 90.0
 Z90 = 1.2816
 # Below this much progress there is too little of the race to judge a runner's pace.
 MIN_PROGRESS_M = 1000.0
+# A running runner's position now is its latest progress moved forward at its own pace
+# relative to the reference curve (``moved_forward``), for at most ESTIMATE_MAX_MS of
+# silence and never past the next checkpoint; after ESTIMATE_AFTER_MS of silence it is
+# shown as estimated (within a minute the move is at most a few hundred metres).
+ESTIMATE_AFTER_MS = 60_000
+ESTIMATE_MAX_MS = 30 * 60_000
+
+
+class Track(Protocol):
+    """What a pace needs of a runner: a ``RunnerState`` or a ``RunnerSummary``."""
+
+    @property
+    def layout(self) -> Layout: ...
+
+    def time_at(self, d: float) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +123,23 @@ def band_ms(rem_ms: float) -> tuple[float, float]:
     return min(below, rem_ms), above
 
 
-def pace_ratio(runner: RunnerState, curve: RecordCurve, t_cur: int, x: float) -> float:
+def moved_forward(runner: Track, curve: RecordCurve, t_cur: float, x: float,
+                  at_ms: float) -> float:
+    """Where a runner last at ``x`` metres at ``t_cur`` (epoch ms) is at ``at_ms``: moved
+    forward at its pace ratio (``pace_ratio``) along the reference curve, for at most
+    ESTIMATE_MAX_MS and never past the next checkpoint; ``x`` itself before
+    MIN_PROGRESS_M, or when ``at_ms`` is not after ``t_cur``."""
+    quiet = at_ms - t_cur
+    if quiet <= 0 or x < MIN_PROGRESS_M:
+        return x
+    ratio = pace_ratio(runner, curve, t_cur, x)
+    ref = curve.t_at(x) + min(quiet, ESTIMATE_MAX_MS) / 1000.0 / max(ratio, 0.1)
+    layout = runner.layout
+    nxt = next((m for m in layout.m if m > x), layout.m[-1])
+    return max(x, min(curve.d_at(ref), nxt))
+
+
+def pace_ratio(runner: Track, curve: RecordCurve, t_cur: float, x: float) -> float:
     """Runner's time over the reference time to ``x``: whole race blended with the last
     ``RECENT_M`` metres (RECENT_WEIGHT on the recent part)."""
     start = runner.layout.start_ms

@@ -12,11 +12,13 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
 
 from race_engine.fixes import encode_fix
+from race_engine.model import Race
 from race_engine.racefolder import RaceFolderError, load_race
 from race_engine.simulate import WEATHERS, SimOptions, Simulation, simulate
 
@@ -55,6 +57,24 @@ def add_field_options(parser: argparse.ArgumentParser) -> None:
                         "30-80 m off the course near it, 20-60 s there (default: 0)")
 
 
+def field_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``SimOptions`` keywords of the options ``add_field_options`` added."""
+    return {"checkpoint_stop_s": args.stops, "tracker_off_at_finish": args.off_at_finish,
+            "checkpoint_detours": args.detours}
+
+
+def bench_field(args: argparse.Namespace) -> tuple[Race, SimOptions]:
+    """The race and field of a benchmark's options (``race``, ``runners``, ``interval``,
+    ``noise``, ``loss`` and those of ``add_field_options``).
+
+    Raises:
+        ValueError: a bad race folder or option.
+    """
+    race = load_race(args.race)
+    return race, SimOptions(runners=args.runners, interval_s=args.interval,
+                            noise_m=args.noise, loss=args.loss, **field_options(args))
+
+
 def stop_range(text: str) -> tuple[float, float]:
     """``LO,HI`` seconds, e.g. ``0,90``."""
     try:
@@ -72,9 +92,7 @@ def run(args: argparse.Namespace) -> int:
         n = len(race.entrants) if args.runners is None else args.runners
         options = SimOptions(runners=n, interval_s=args.interval, noise_m=args.noise,
                              loss=args.loss, incidents=not args.no_incidents,
-                             weather=args.weather, checkpoint_stop_s=args.stops,
-                             tracker_off_at_finish=args.off_at_finish,
-                             checkpoint_detours=args.detours)
+                             weather=args.weather, **field_options(args))
         sim = simulate(race, np.random.default_rng(args.seed), options)
     except (RaceFolderError, ValueError) as e:
         print(f"zegama-live simulate: error: {e}", file=sys.stderr)

@@ -155,7 +155,10 @@ class RaceStage:
         return out
 
     def _standings(self, now: int, wall_ms: int, snapshot: bool) -> list[Record]:
-        board = build_board(self.race.id, self.summaries, self.entrants, self.curve, now)
+        # Ranks and gaps at the race's newest fix: the wall clock runs ahead of every
+        # runner when fixes are late or the race is replayed, and would move them all.
+        board = build_board(self.race.id, self.summaries, self.entrants, self.curve, now,
+                            min(now, self.clock_ms or now))
         rows = {row["bib"]: row for row in board["runners"]}
         cps = {cp["id"]: cp for cp in board["checkpoints"]}
         order = list(rows)

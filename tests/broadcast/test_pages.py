@@ -309,6 +309,13 @@ def test_spectator_page_renders_and_updates_live(live: Live) -> None:
         minutes = (t1 - stale["last_fix_ms"]) // 60_000
         seen = page.locator(f"#leaderboard tr[data-bib='{stale['bib']}'] .seen").inner_text()
         assert seen in (f"last seen {minutes} min ago", f"last seen {minutes + 1} min ago")
+        # Ranked at an estimated position, and level with the runner ahead: marked.
+        assert stale["estimated"] is True
+        assert page.locator(f"#leaderboard tr[data-bib='{stale['bib']}'] .est").count() == 1
+        n_est = sum(1 for r in b1["runners"] if r["estimated"])
+        n_tied = sum(1 for r in b1["runners"] if r["tied"])
+        assert page.locator("#leaderboard .est").count() == n_est
+        assert page.locator("#leaderboard .tie").count() == n_tied
         # Search, follow (kept in localStorage), and the runner card of the moved runner.
         query = moved["name"].split()[0].upper()  # any case, any accents
         expected = [r["bib"] for r in b1["runners"] if plain(query) in plain(r["name"])]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from race_engine.board import build_board, gap_s, rank_key, ranked
 from race_engine.model import Entrant, Status
@@ -63,11 +67,17 @@ def test_board_rows_gaps_record_pace_and_unranked_runners() -> None:
     assert board["leader"] == "1"
     assert [row["bib"] for row in board["runners"]] == ["1", "2", "3"]
     assert rows["1"]["name"] == "Ane" and rows["1"]["status"] == "finished"
-    # b is at 3000 m at 900 s; a passed 3000 m at 750 s.
-    assert rows["2"]["gap_leader_s"] == pytest.approx(150.0)
-    assert rows["2"]["gap_ahead_s"] == pytest.approx(150.0)
+    # The board is ranked at 1000 s. b was at 3000 m at 900 s, 1.5 times the reference's
+    # time there: 100 s later it is 100 / 1.5 reference seconds on, at 3333 m; a passed
+    # 3333 m at 833 s.
+    assert rows["2"]["est_m"] == 3330.0 and rows["2"]["estimated"] is True  # 100 s silent
+    assert rows["2"]["gap_leader_s"] == 167.0
+    assert rows["2"]["gap_ahead_s"] == 167.0
+    assert rows["1"]["gap_leader_s"] == 0.0 and rows["1"]["est_m"] == 4000.0
     assert rows["2"]["rank"] == 2 and rows["3"]["rank"] is None
-    # The reference is at 3000 m at 600 s; b is there at 900 s.
+    assert rows["3"]["est_m"] is None and rows["3"]["gap_leader_s"] is None
+    # Record pace is at the latest fix: the reference is at 3000 m at 600 s; b was there
+    # at 900 s.
     assert rows["2"]["record_delta_s"] == pytest.approx(300.0)
     assert rows["2"]["record_delta"] == "+5:00"
     assert rows["3"]["last_seen_s"] == pytest.approx(300.0)
@@ -96,3 +106,107 @@ def test_finishers_in_finish_order_with_gaps() -> None:
 def test_empty_race_board() -> None:
     board = build_board("race", {}, {}, None, at(0))
     assert board["runners"] == [] and board["leader"] is None and board["checkpoints"] == []
+
+
+CURVE = RecordCurve([0.0, 4000.0], [0.0, 800.0], "record")
+
+
+def test_a_silent_runner_is_ranked_where_its_pace_puts_it_now() -> None:
+    # The user's case: ranked by latest progress, a runner whose tracker went quiet
+    # falls behind one with a fresh fix, whose gap to it is then negative.
+    quiet = runner("1", (300, 1500.0), (400, 2000.0))  # 5 m/s, silent since 400 s
+    fresh = runner("2", (400, 1600.0), (520, 2100.0))  # 4.2 m/s, seen at 520 s
+    assert gap_s(quiet, fresh) is not None and gap_s(quiet, fresh) < 0  # the old rule
+    board = build_board("race", {"1": quiet, "2": fresh}, {}, CURVE, at(520))
+    rows = {row["bib"]: row for row in board["runners"]}
+    assert [row["bib"] for row in board["runners"]] == ["1", "2"]
+    assert rows["1"]["est_m"] > rows["2"]["est_m"]
+    assert rows["1"]["gap_leader_s"] == 0.0
+    assert rows["2"]["gap_ahead_s"] > 0.0 and rows["2"]["tied"] is False
+
+
+def test_an_estimate_is_marked_after_a_minute_and_stops_at_the_next_checkpoint() -> None:
+    r = runner("1", (300, 1500.0))
+    board = build_board("race", {"1": r}, {}, CURVE, at(330))
+    assert board["runners"][0]["estimated"] is False
+    late = build_board("race", {"1": r}, {}, CURVE, at(3000))["runners"][0]
+    assert late["estimated"] is True
+    assert late["est_m"] == 2000.0  # checkpoint "a": no split there yet
+    assert late["progress_m"] == 1500.0  # what was seen stays as it was
+
+
+def test_runners_at_the_same_point_are_tied_with_a_gap_of_zero() -> None:
+    a = runner("1", (300, 1500.0), (400, 1900.0))
+    b = runner("2", (300, 1500.0), (400, 1900.0))
+    rows = build_board("race", {"1": a, "2": b}, {}, CURVE, at(400))["runners"]
+    assert [(row["bib"], row["rank"], row["gap_ahead_s"], row["tied"]) for row in rows] == [
+        ("1", 1, None, False), ("2", 2, 0.0, True)]
+
+
+def test_a_finisher_with_no_fix_past_the_line_gives_gaps_behind_it() -> None:
+    # The finisher's last fix was 40 m short of the line; the chaser is 20 m short.
+    fin = runner("1", (700, 3000.0), (940, 3960.0))
+    fin.set_split("finish", at(950), CHIP)
+    fin.refresh_status()
+    assert fin.status is Status.FINISHED
+    chaser = runner("2", (800, 3000.0), (1040, 3980.0))
+    board = build_board("race", {"1": fin, "2": chaser}, {}, CURVE, at(1040))
+    rows = {row["bib"]: row for row in board["runners"]}
+    assert rows["2"]["gap_leader_s"] is not None and rows["2"]["gap_leader_s"] >= 0.0
+
+
+track = st.lists(st.tuples(st.floats(60.0, 600.0), st.floats(0.0, 900.0)),
+                 min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(track, min_size=1, max_size=6), st.floats(0.0, 4000.0), st.booleans())
+def test_no_gap_is_ever_negative_and_the_leader_s_is_zero(
+        tracks: list[list[tuple[float, float]]], later_s: float, chip: bool) -> None:
+    runners = {}
+    for n, steps in enumerate(tracks):
+        t, p, obs = 0.0, 0.0, []
+        for dt, dp in steps:  # noisy tracks: progress may step back
+            t, p = t + dt, min(max(p + dp - 150.0, 0.0), 4000.0)
+            obs.append((t, p))
+        r = runner(str(n), *obs)
+        if chip and n == 0:
+            r.set_split("a", at(obs[0][0]), CHIP)
+        runners[r.bib] = r
+    at_ms = at(max(r.last_t or 0 for r in runners.values()) / 1000 - START / 1000 + later_s)
+    rows = [row for row in build_board("race", runners, {}, CURVE, at_ms)["runners"]
+            if row["rank"] is not None]
+    assert not rows or rows[0]["gap_leader_s"] == 0.0
+    for row in rows:
+        assert row["gap_leader_s"] >= 0.0
+        assert row["gap_ahead_s"] is None or row["gap_ahead_s"] >= 0.0
+
+
+def test_no_board_of_a_whole_simulated_race_has_a_negative_gap() -> None:
+    import numpy as np
+
+    from race_engine.engine import RaceEngine
+    from race_engine.racefolder import load_race
+    from race_engine.simulate import SimOptions, simulate
+
+    race = load_race(Path(__file__).resolve().parents[2] / "races" / "zegama-2026")
+    sim = simulate(race, np.random.default_rng(3),
+                   SimOptions(runners=40, checkpoint_stop_s=(0.0, 90.0),
+                              tracker_off_at_finish=True))
+    engine = RaceEngine(race)
+    now, next_board, boards, estimated, finished = race.start_ms, race.start_ms, 0, 0, 0
+    for fix, arrival in sim.pings():
+        now = max(now, arrival)
+        if now >= next_board:
+            rows = [r for r in engine.board(now)["runners"] if r["rank"] is not None]
+            boards += 1
+            if rows:
+                assert rows[0]["gap_leader_s"] == 0.0
+            for row in rows:
+                assert row["gap_leader_s"] >= 0.0, (now, row)
+                assert row["gap_ahead_s"] is None or row["gap_ahead_s"] >= 0.0, (now, row)
+                estimated += row["estimated"]
+                finished += row["status"] == "finished"
+            next_board = now + 60_000
+        engine.on_fix(None, fix, now)
+    assert boards > 400 and estimated > 0 and finished > 0  # the checks met those cases

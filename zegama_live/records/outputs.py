@@ -52,8 +52,14 @@ class Row(RunnerIdentity, kw_only=True):
     checkpoint: str | None  # furthest checkpoint passed
     t_ms: int | None  # when the runner was at progress_m
     elapsed_s: float | None
-    gap_leader_s: float | None
-    gap_ahead_s: float | None
+    # Ranks and gaps are taken at one common race time (race_engine.board): where the
+    # runner is then (progress_m moved forward at its pace, 10 m), and whether that is
+    # an estimate after over a minute of silence.
+    est_m: float | None
+    estimated: bool
+    gap_leader_s: float | None  # whole seconds, >= 0; 0 for the leader
+    gap_ahead_s: float | None  # whole seconds, >= 0
+    tied: bool  # level with the runner ranked ahead (gap_ahead_s 0)
     record_delta_s: float | None
     record_delta: str | None
     last_fix_ms: int | None

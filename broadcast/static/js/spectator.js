@@ -184,11 +184,20 @@ function rowHtml(r) {
       ${r.status !== "running" ? `<span class="status-s show-s s-${esc(r.status)}">${esc(STATUS_LABEL[r.status] || r.status)}</span>` : ""}</td>
     <td class="hide-s"><span class="status s-${esc(r.status)}">${esc(STATUS_LABEL[r.status] || r.status)}</span></td>
     <td class="num hide-s">${esc(clock(r.elapsed_s))}</td>
-    <td class="num gap">${esc(leaderGap(r))}</td>
+    <td class="num"><span class="gap">${esc(leaderGap(r))}</span>${gapMarks(r)}</td>
     <td class="num">${record}</td>
     <td class="star"><button type="button" class="follow-btn ${followed ? "on" : ""}" data-follow="${esc(r.bib)}"
       aria-pressed="${followed}" aria-label="${followed ? "Unfollow" : "Follow"} ${esc(r.name)}">${followed ? "★" : "☆"}</button></td>
   </tr>`;
+}
+
+/** A row's marks beside its gap: level with the runner ahead; ranked at an estimated
+ * position (its tracker silent for over a minute). */
+function gapMarks(r) {
+  const tie = r.tied ? `<span class="tie" title="Level with the runner ahead">=</span>` : "";
+  const est = r.estimated
+    ? `<span class="est" title="Position estimated from the runner's pace: no signal for over a minute">~</span>` : "";
+  return tie + est;
 }
 
 function markers() {
@@ -200,8 +209,8 @@ function markers() {
     out.push({
       bib: r.bib, name: r.name, leader: r.bib === state.board.leader,
       followed: state.followed.has(r.bib), selected: state.selected === r.bib,
-      progress_m: pos ? pos.progress_m : r.progress_m,
-      lat: pos?.lat, lon: pos?.lon, estimated: Boolean(pos?.estimated),
+      progress_m: pos ? pos.progress_m : (r.est_m ?? r.progress_m),
+      lat: pos?.lat, lon: pos?.lon, estimated: Boolean(pos ? pos.estimated : r.estimated),
     });
   }
   return out;

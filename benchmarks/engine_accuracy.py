@@ -154,16 +154,56 @@ def tracks(race: Race, sim: Simulation) -> dict[str, Track]:
     return out
 
 
-def engine_splits(race: Race, sim: Simulation) -> tuple[dict[Pair, int], float]:
-    """The engine's board splits after every fix, fed in arrival order; and the seconds."""
+def engine_splits(race: Race, sim: Simulation
+                  ) -> tuple[dict[Pair, int], float, dict[Pair, float]]:
+    """The engine's board splits after every fix, fed in arrival order; the seconds; and
+    each GPS split's own error estimate (err_s, the half-width of its 95% interval)."""
     engine = RaceEngine(race)
     t0 = time.perf_counter()
     now = race.start_ms
     for fix, arrival in sim.pings():
         now = max(now, arrival)
         engine.on_fix(None, fix, now)
-    rows = final_splits(engine.board(now))
-    return {(r["bib"], r["checkpoint"]): r["t"] for r in rows}, time.perf_counter() - t0
+    board = engine.board(now)
+    rows = final_splits(board)
+    errs = {(s["bib"], cp["id"]): s["err_s"] for cp in board["checkpoints"]
+            for s in cp["splits"] if s["err_s"] is not None}
+    return ({(r["bib"], r["checkpoint"]): r["t"] for r in rows}, time.perf_counter() - t0,
+            errs)
+
+
+def stated_errors(race: Race, err: dict[Pair, float],
+                  stated: dict[Pair, float]) -> dict[str, object]:
+    """How often the engine's own 95% interval (err_s) holds the truth: overall, by
+    checkpoint and by third of the stated width."""
+    both = [(k, abs(err[k]), stated[k]) for k in err if k in stated]
+    def share(rows: list[tuple[Pair, float, float]]) -> float:
+        return sum(e <= w for _, e, w in rows) / len(rows) if rows else float("nan")
+    widths = np.array([w for _, _, w in both]) if both else np.zeros(1)
+    print(f"\nthe engine's own error estimate (err_s, a 95% half-width) on {len(both)} GPS "
+          f"splits: holds the truth {100 * share(both):.1f}% (goal ~95%); err_s p50 "
+          f"{np.percentile(widths, 50):.1f} s, p95 {np.percentile(widths, 95):.1f} s")
+    by_cp = {}
+    for c in race.checkpoints[1:]:
+        rows = [b for b in both if b[0][1] == c.id]
+        by_cp[c.id] = {"n": len(rows), "coverage": share(rows),
+                       "err_s_p50": float(np.median([w for _, _, w in rows])) if rows else None}
+    print("  by checkpoint: " + ", ".join(f"{cid} {100 * v['coverage']:.0f}%"
+                                          for cid, v in by_cp.items()))
+    cuts = np.percentile(widths, [100 / 3, 200 / 3])
+    thirds = {}
+    for name, lo, hi in (("narrow", -np.inf, cuts[0]), ("middle", cuts[0], cuts[1]),
+                         ("wide", cuts[1], np.inf)):
+        rows = [b for b in both if lo < b[2] <= hi]
+        thirds[name] = {"n": len(rows), "coverage": share(rows), "err_s_max": float(
+            max((w for _, _, w in rows), default=float("nan")))}
+    print("  by stated width: " + ", ".join(
+        f"{name} (<= {v['err_s_max']:.1f} s) {100 * v['coverage']:.0f}%"
+        for name, v in thirds.items()))
+    return {"pairs": len(both), "coverage": share(both),
+            "err_s_p50": float(np.percentile(widths, 50)),
+            "err_s_p95": float(np.percentile(widths, 95)),
+            "by_checkpoint": by_cp, "by_width": thirds}
 
 
 TrackerMethod = Callable[..., dict[str, int]]
@@ -320,7 +360,7 @@ def report(race: Race, sim: Simulation, twin: Simulation,
     truth = {(c.bib, c.checkpoint): c.t for c in sim.crossings if c.checkpoint != start_id}
     runs = tracks(race, sim)
     est, seconds = {}, {}
-    est["engine"], seconds["engine"] = engine_splits(race, sim)
+    est["engine"], seconds["engine"], stated = engine_splits(race, sim)
     est["past"], seconds["past"] = tracker_all(race, runs, naive_splits)
     # The gun is the start: a runner already past the start's circle at the first fix
     # would otherwise be "started" on the finish line at the same spot, hours later.
@@ -339,9 +379,11 @@ def report(race: Race, sim: Simulation, twin: Simulation,
     print_floor(fl, args)
     goal = verdict(race, results, len(truth))
     table = by_checkpoint(race, results, truth)
+    own = stated_errors(race, results["engine"].err, stated)
     by_cause(why, results)
     worst(results, why, args.worst)
     return {"methods": methods, "floor": fl, "goal": goal, "by_checkpoint": table,
+            "stated_error": own,
             "pairs": len(truth), "seconds": seconds}
 
 

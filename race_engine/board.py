@@ -249,10 +249,10 @@ def checkpoint_splits(runners: Mapping[str, Racer],
     if any_runner is None:
         return []
     layout = any_runner.layout
-    by_cp: dict[str, list[tuple[int, str, str]]] = {cid: [] for cid in layout.ids}
+    by_cp: dict[str, list[tuple[int, str, str, float | None]]] = {cid: [] for cid in layout.ids}
     for r in runners.values():
         for s in r.splits():
-            by_cp[s.checkpoint].append((s.t_ms, r.bib, s.source))
+            by_cp[s.checkpoint].append((s.t_ms, r.bib, s.source, s.err_s))
     out = []
     for cid, km_m in zip(layout.ids, layout.m, strict=True):
         rows = sorted(by_cp[cid])
@@ -260,8 +260,8 @@ def checkpoint_splits(runners: Mapping[str, Racer],
         out.append({"id": cid, "km": round(km_m / 1000.0, 3), "splits": [
             {"rank": n, "bib": bib, "name": _name(entrants, bib), "t_ms": t,
              "elapsed_s": (t - layout.start_ms) / 1000.0, "gap_s": (t - first) / 1000.0,
-             "source": src}
-            for n, (t, bib, src) in enumerate(rows, start=1)]})
+             "source": src, "err_s": err}
+            for n, (t, bib, src, err) in enumerate(rows, start=1)]})
     return out
 
 

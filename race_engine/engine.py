@@ -354,7 +354,7 @@ class RaceEngine:
             "splits": [{"checkpoint": s.checkpoint, "name": names[s.checkpoint],
                         "km": round(self.layout.m[self.layout.index[s.checkpoint]] / 1000, 3),
                         "t_ms": s.t_ms, "elapsed_s": (s.t_ms - start) / 1000.0,
-                        "source": s.source} for s in r.splits()],
+                        "source": s.source, "err_s": s.err_s} for s in r.splits()],
             **self._gaps(r),
             "record_delta_s": None if delta is None else round(delta, 1),
             "record_delta": None if delta is None else fmt_delta(delta),

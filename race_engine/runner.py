@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from race_engine.crossing import crossing_time
+from race_engine.crossing import crossing
 from race_engine.model import Race, Status
 from race_engine.record import RecordCurve
 
@@ -84,6 +84,15 @@ FINISH_SLACK_M = 25.0
 FIT_BEFORE_MS = 90_000
 FIT_AFTER_MS = 0
 FIT_OFF_M = 45.0
+# A GPS split says how sure it is: the half-width of a 95% interval, Z95 times the fit's
+# own standard error (race_engine.crossing: GPS noise over the approach's speed, larger
+# when extrapolated) and SPLIT_MODEL_S of the approach model's error (a runner's pace
+# departs from the reference curve's shape), added in quadrature; a split from the
+# envelope alone (too few fixes for a line) is sure to within the time between the
+# observations either side of it. SPLIT_MODEL_S is calibrated so that the interval
+# holds the truth 95% of the time on the simulated fields (docs/benchmarks.md).
+Z95 = 1.96
+SPLIT_MODEL_S = 2.5
 # The refined split may move at most this far from the envelope's own crossing.
 FIT_MAX_SHIFT_MS = 400_000
 
@@ -112,6 +121,9 @@ class Split:
     checkpoint: str
     t_ms: int
     source: str  # "gps", "chip" or "manual"
+    # A GPS split's error estimate: the half-width (s) of its 95% interval (see
+    # SPLIT_MODEL_S). None for chip reads and manual splits, the timing team's own.
+    err_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +173,7 @@ def ordered_splits(raw: list[Split]) -> list[Split]:
     bound: float = math.inf
     for s in reversed(raw):  # later authoritative times bound earlier GPS ones
         if s.source == "gps" and s.t_ms > bound:
-            s = Split(s.checkpoint, int(bound), "gps")
+            s = Split(s.checkpoint, int(bound), "gps", s.err_s)
         elif s.source != "gps":
             bound = min(bound, s.t_ms)
         out.append(s)
@@ -169,7 +181,7 @@ def ordered_splits(raw: list[Split]) -> list[Split]:
     low = -math.inf
     for n, s in enumerate(out):
         if s.source == "gps" and s.t_ms < low:
-            out[n] = Split(s.checkpoint, int(low), "gps")
+            out[n] = Split(s.checkpoint, int(low), "gps", s.err_s)
         low = max(low, out[n].t_ms)
     return out
 
@@ -274,6 +286,7 @@ class RunnerState:
         self.a_m: array[float] = array("d")
         self.a_src: array[int] = array("b")
         self.gps: dict[str, int] = {}
+        self.gps_err: dict[str, float] = {}  # each GPS split's err_s (see Split)
         # The time span of the fixes each GPS split was fitted to: a fix that arrives
         # there re-fits it even when the envelope does not move.
         self.fit_span: dict[str, tuple[float, float]] = {}
@@ -560,10 +573,13 @@ class RunnerState:
         """Recompute the GPS split of checkpoint ``i``; [its id] if the effective split
         changed."""
         cid = self.layout.ids[i]
-        t = self._crossing(i)
-        ti = None if t is None else int(t + 0.5)
-        if ti is None:
+        x = self._crossing(i)
+        ti = None if x is None else int(x[0] + 0.5)
+        if x is None:
             self.fit_span.pop(cid, None)
+            self.gps_err.pop(cid, None)
+        else:
+            self.gps_err[cid] = round(x[1], 1)
         if self.gps.get(cid) == ti:
             return []
         if ti is None:
@@ -572,28 +588,42 @@ class RunnerState:
             self.gps[cid] = ti
         return [] if cid in self.chip or cid in self.manual else [cid]
 
-    def _crossing(self, i: int) -> float | None:
-        """Epoch ms of the GPS split at checkpoint ``i``: the envelope's crossing
-        refined by a robust line through the fixes around it (see FIT_BEFORE_MS)."""
+    def _crossing(self, i: int) -> tuple[float, float] | None:
+        """(epoch ms, err_s: see Split) of the GPS split at checkpoint ``i``: the
+        envelope's crossing refined by a robust line through the fixes around it (see
+        FIT_BEFORE_MS)."""
         base = self._envelope_crossing(i)
         if base is None:
             return None
         d = self.layout.m[i]
+        if d <= 0.0:
+            return base, 0.0  # the gun
         cap = d - FINISH_SLACK_M if i == len(self.layout.m) - 1 else math.inf
         tc, lo, hi = base, base, base
         paced = self.layout.paced(i)
+        sigma_s: float | None = None
         for _ in range(4):
             ts, ps = self._fit_points(tc, cap, paced)
             lo, hi = min(lo, tc - FIT_BEFORE_MS), max(hi, tc + FIT_AFTER_MS)
-            x = crossing_time(ts, ps, d)
+            x = crossing(ts, ps, d)
             if x is None:
                 break
-            moved = x * 1000.0
+            moved = x[0] * 1000.0
             tc += moved
+            sigma_s = x[1]
             if abs(moved) < 500.0:
                 break
         self.fit_span[self.layout.ids[i]] = (lo, hi)
-        return tc if abs(tc - base) <= FIT_MAX_SHIFT_MS else base
+        if sigma_s is None or abs(tc - base) > FIT_MAX_SHIFT_MS:
+            return base, self._bracket_s(d)
+        return tc, Z95 * math.hypot(sigma_s, SPLIT_MODEL_S)
+
+    def _bracket_s(self, d: float) -> float:
+        """Seconds between the observations either side of the envelope's crossing of
+        ``d`` (the start when none before it; at least 1 s)."""
+        j = min(bisect_left(self.a_m, d), len(self.a_t) - 1)
+        t0 = self.a_t[j - 1] if j else self.layout.start_ms
+        return max((self.a_t[j] - t0) / 1000.0, 1.0)
 
     def _fit_points(self, tc: float, cap: float,
                     paced: Callable[[float], float]) -> tuple[list[float], list[float]]:
@@ -665,7 +695,8 @@ class RunnerState:
         for book, src in ((self.manual, "manual"), (self.chip, "chip"), (self.gps, "gps")):
             t = book.get(checkpoint)
             if t is not None:
-                return Split(checkpoint, t, src)
+                return Split(checkpoint, t, src,
+                             self.gps_err.get(checkpoint) if book is self.gps else None)
         return None
 
     def raw_splits(self) -> list[Split]:
@@ -680,7 +711,7 @@ class RunnerState:
             elif cid in self.chip:
                 out.append(Split(cid, self.chip[cid], "chip"))
             elif cid in self.gps:
-                out.append(Split(cid, self.gps[cid], "gps"))
+                out.append(Split(cid, self.gps[cid], "gps", self.gps_err.get(cid)))
         return out
 
     def splits(self) -> list[Split]:

@@ -82,7 +82,7 @@ class RaceStage:
             raise EngineInputError(f"race {self.race.id} has no runner with bib {rec.bib!r}")
         try:
             fits = s.extend(rec.start, rec.m, [x + self.layout.start_ms for x in rec.t])
-            splits = tuple(Split(c, t, src) for c, t, src in rec.splits
+            splits = tuple(Split(c, t, src, rec.errs.get(c)) for c, t, src in rec.splits
                            if c in self.layout.index)
             status = Status(rec.status)
         except ValueError as e:

@@ -245,9 +245,11 @@ class RunnerStage:
             start = min(sent, bisect_left(r.a_t, min(times))) if times else sent
         self._sent[key] = len(r.a_t)
         t0 = r.layout.start_ms
+        raw = r.raw_splits()
         return RunnerSummaryRecord(
             race=race, bib=bib, status=r.status.value, reason=r.reason, last_t=r.last_t,
-            splits=[(s.checkpoint, s.t_ms, s.source) for s in r.raw_splits()],
+            splits=[(s.checkpoint, s.t_ms, s.source) for s in raw],
+            errs={s.checkpoint: s.err_s for s in raw if s.err_s is not None},
             start=start, m=[round(x, 2) for x in r.a_m[start:]],
             t=[x - t0 for x in r.a_t[start:]])
 

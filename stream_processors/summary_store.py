@@ -34,7 +34,8 @@ def writes(key: bytes, s: RunnerSummary, changed_from: int) -> list[tuple[bytes,
             {"m": s.curve_m[lo:hi].tolist(), "t": [x - t0 for x in s.curve_t[lo:hi]]})))
     out.append((key, orjson.dumps({
         "v": 1, "bib": s.bib, "status": s.status.value, "reason": s.reason,
-        "last_t": s.last_t, "splits": [[x.checkpoint, x.t_ms, x.source] for x in s.raw_splits],
+        "last_t": s.last_t, "splits": [[x.checkpoint, x.t_ms, x.source, x.err_s]
+                                       for x in s.raw_splits],
         "n": n})))
     return out
 
@@ -60,7 +61,8 @@ def read(head: dict[str, Any], key: bytes, layout: Layout,
             raise ValueError(f"the chunks hold {len(m)} points of {n}")
         return RunnerSummary(
             str(head["bib"]), layout, Status(head["status"]), str(head["reason"]),
-            head["last_t"], tuple(Split(c, int(ts), src) for c, ts, src in head["splits"]),
+            head["last_t"], tuple(Split(c, int(ts), src, *err)  # err_s: absent in old heads
+                                  for c, ts, src, *err in head["splits"]),
             array("d", m[:n]), array("q", [x + layout.start_ms for x in t[:n]]))
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"stored summary {key!r} is malformed: {e}") from None

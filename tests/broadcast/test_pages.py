@@ -334,6 +334,12 @@ def test_spectator_page_renders_and_updates_live(live: Live) -> None:
         card.locator("table.splits").wait_for(timeout=WAIT_MS)
         assert moved["name"] in card.inner_text()
         assert card.locator("table.etas tbody tr").count() >= 1
+        # Each GPS split shows how sure it is (the half-width of its 95% interval).
+        sent = next(v for topic, _, v in reversed(rec.first)
+                    if topic == RUNNER_UPDATES and v["bib"] == moved["bib"])["card"]
+        sure = [s for s in sent["splits"] if s["source"] == "gps" and s["err_s"]]
+        assert sure and card.locator("table.splits .err").count() == len(sure)
+        assert f"±{max(1, round(sure[-1]['err_s']))} s" in card.inner_text()
         assert page.locator(f"#map .runner.selected[data-bib='{moved['bib']}']").count() == 1
         page.evaluate("window.__notReloaded = true")
         page.screenshot(path=artifact("spectator-desktop-before.png"), full_page=True)

@@ -384,3 +384,30 @@ def test_a_noisy_stop_at_a_checkpoint_is_split_at_the_arrival() -> None:
         p = 3.0 * s if s <= 500 else 1500.0 if s <= 590 else 1500.0 + 3.0 * (s - 590)
         r.add_fix(at(s), p + rnd.uniform(-8.0, 8.0), 3.0, 43.0, -2.0)
     assert r.split("mid").t_ms == pytest.approx(at(500), abs=3000)  # type: ignore[union-attr]
+
+
+def test_a_gps_split_says_how_sure_it_is_and_a_chip_read_does_not_need_to() -> None:
+    layout = Layout.from_race(race_on_a_line(3000.0, checkpoint_m=1500.0))
+    r = RunnerState("7", layout)
+    rnd = random.Random(5)
+    for s in range(0, 991, 10):
+        r.add_fix(at(s), 3.0 * s + rnd.uniform(-10.0, 10.0), 3.0, 43.0, -2.0)
+    mid, finish, start = r.split("mid"), r.split("finish"), r.split("start")
+    assert mid is not None and finish is not None and start is not None
+    assert mid.err_s is not None and 2.0 < mid.err_s < 15.0
+    assert abs(mid.t_ms - at(500)) <= mid.err_s * 1000
+    # The finish is extrapolated past the last fix (30 m short of the line): less sure.
+    assert finish.err_s is not None and finish.err_s > mid.err_s
+    assert start.err_s == 0.0  # the gun
+    assert [s.err_s for s in r.splits()] == [start.err_s, mid.err_s, finish.err_s]
+    r.set_split("mid", at(501), CHIP)
+    assert r.split("mid").err_s is None  # type: ignore[union-attr]
+
+
+def test_a_split_from_the_envelope_alone_is_as_sure_as_the_fixes_either_side() -> None:
+    layout = Layout.from_race(race_on_a_line(3000.0, checkpoint_m=1500.0))
+    r = RunnerState("7", layout)
+    for s in (400, 460, 580, 640):  # two fixes each side, a minute apart: no line
+        r.add_fix(at(s), 3.0 * s, 3.0, 43.0, -2.0)
+    mid = r.split("mid")
+    assert mid is not None and mid.err_s == 120.0

@@ -36,3 +36,19 @@ def test_a_missing_chunk_is_named() -> None:
 
     with pytest.raises(ValueError, match="chunk 0 is missing"):
         summary_store.read(orjson.loads(table[key]), key, stage.layout, lambda k: None)
+
+
+def test_a_head_stored_before_split_errors_reads_with_none() -> None:
+    race = zegama()
+    fed = fed_race(race, runners=1)
+    stage = board_of(race, fed.summaries)
+    s = next(iter(stage.summaries.values()))
+    assert any(x.err_s for x in s.raw_splits)  # GPS splits carry their error estimate
+    key = f"{race.id}:{s.bib}".encode()
+    table = dict(summary_store.writes(key, s, 0))
+    head = orjson.loads(table[key])
+    head["splits"] = [x[:3] for x in head["splits"]]
+    back = summary_store.read(head, key, stage.layout,
+                              lambda k: orjson.loads(table[k]) if k in table else None)
+    assert [x.t_ms for x in back.raw_splits] == [x.t_ms for x in s.raw_splits]
+    assert all(x.err_s is None for x in back.raw_splits)

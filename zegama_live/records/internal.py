@@ -32,6 +32,7 @@ class RunnerSummaryRecord(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     last_t: int | None
     splits: list[tuple[str, int, Source]]  # (checkpoint, epoch ms, source), unclamped
+    errs: dict[str, float] = {}  # checkpoint -> a GPS split's err_s (race_engine.runner)
     start: int
     m: list[float]
     t: list[int]

@@ -74,6 +74,7 @@ class CheckpointSplit(Struct, kw_only=True):
     elapsed_s: float
     gap_s: float  # behind the first at this checkpoint
     source: Source
+    err_s: float | None  # a GPS split's 95% half-width (s); None for chip and manual
 
 
 class CheckpointSplits(Struct, kw_only=True):
@@ -149,6 +150,7 @@ class CardSplit(Struct, kw_only=True):
     t_ms: int
     elapsed_s: float
     source: Source
+    err_s: float | None  # a GPS split's 95% half-width (s); None for chip and manual
 
 
 class Eta(Struct, kw_only=True):

@@ -88,6 +88,12 @@ function projectionsHtml(card, ctx) {
       <tbody>${rows}</tbody></table>`;
 }
 
+/** " ±6 s" for a GPS split: the half-width of its 95% interval (err_s). */
+function sure(split) {
+  if (!(split.err_s > 0) || split.source !== "gps") return "";  // none for the gun (0)
+  return ` <span class="err" title="95% sure within this of the true time">±${Math.max(1, Math.round(split.err_s))} s</span>`;
+}
+
 function splitsHtml(card, ctx) {
   if (!card.splits || card.splits.length === 0) return `<p class="muted">No splits yet.</p>`;
   const tz = ctx.timeZone;
@@ -99,7 +105,7 @@ function splitsHtml(card, ctx) {
     return `<tr><td>${esc(s.name)}</td><td class="num">${esc(s.km.toFixed(1))}</td>
       <td class="num">${esc(clock(s.elapsed_s))}</td><td class="num hide-s">${esc(clock(leg))}</td>
       <td class="num">${esc(wallClock(s.t_ms, tz))}</td><td class="num">${rank ? "#" + rank : ""}</td>
-      <td class="hide-s"><small>${esc(s.source)}</small></td></tr>`;
+      <td class="hide-s"><small class="source">${esc(s.source)}${sure(s)}</small></td></tr>`;
   }).join("");
   return `<h3>Splits</h3><table class="splits"><thead><tr><th>Checkpoint</th><th class="num">km</th>
     <th class="num">Time</th><th class="num hide-s">Leg</th><th class="num">At</th><th class="num">Pos</th>

@@ -12,8 +12,10 @@ time); ``SEVERITY`` gives each kind's level:
 5. ``no_fix`` (medium): no fix for ``no_fix_min`` minutes.
 6. ``missed_cutoff`` (medium): reached a checkpoint after its cutoff, or the cutoff
    passed without a split (only the first such checkpoint).
-7. ``cutoff_risk`` (low): the projection's optimistic edge (p10) is past the next
-   cutoff by more than ``cutoff_risk_margin_min``.
+7. ``cutoff_risk`` (low): the runner misses the next cutoff (taken
+   ``cutoff_risk_margin_min`` later) with a probability of at least
+   ``cutoff_risk_p_miss`` (0.9: the projection's optimistic edge, p10, is past it), read
+   off the projection's band (``projections.p_by``); the message says how likely.
 8. ``low_battery`` (low): the latest fix reports a battery below ``low_battery``.
 9. ``implausible_chip_read`` (low): a chip read was held, not applied, because of the
    speed it implies (``RunnerState.judge_chip``); the GPS split stays. It lasts until
@@ -36,7 +38,7 @@ from typing import Any
 
 from race_engine.course import Course
 from race_engine.model import AlertThresholds, DangerZone, Status
-from race_engine.projections import Eta
+from race_engine.projections import Eta, p_by
 from race_engine.runner import HeldRead, RunnerState
 
 ORDER = ("sos", "stopped", "danger_zone", "off_course", "no_fix", "missed_cutoff",
@@ -195,6 +197,11 @@ def _running(r: RunnerState, rules: Rules, now_ms: int, weather: set[str],
     return found
 
 
+def miss_chance(p: float) -> str:
+    """A probability as a person reads it: "93%", "over 99%"."""
+    return "over 99%" if p > 0.99 else f"{p:.0%}"
+
+
 def _cutoffs(r: RunnerState, rules: Rules, now_ms: int,
              etas: Sequence[Eta]) -> list[tuple[str, str | None, int, str]]:
     margin = rules.thresholds.cutoff_risk_margin_min * MIN_MS
@@ -206,9 +213,13 @@ def _cutoffs(r: RunnerState, rules: Rules, now_ms: int,
         if s is not None or now_ms > cutoff_ms:
             return [("missed_cutoff", cid, cutoff_ms, f"missed the cutoff at {cid}")]
         eta = by_target.get(cid)
-        if eta is not None and eta.p10_ms > cutoff_ms + margin:
-            return [("cutoff_risk", cid, now_ms, f"projected at {cid} after its cutoff "
-                     f"(at best {(eta.p10_ms - cutoff_ms) / MIN_MS:.0f} min late)")]
+        if eta is None:
+            return []
+        p_miss = 1.0 - p_by(eta, cutoff_ms + margin)
+        if p_miss >= rules.thresholds.cutoff_risk_p_miss:
+            late = (eta.t_ms - cutoff_ms) / MIN_MS
+            return [("cutoff_risk", cid, now_ms, f"{miss_chance(p_miss)} likely to miss the "
+                     f"cutoff at {cid} (projected {late:.0f} min after it)")]
         return []
     return []
 

@@ -43,6 +43,7 @@ from race_engine.projections import (
     MIN_PROGRESS_M,
     Eta,
     moved_forward,
+    p_by,
     project,
 )
 from race_engine.record import RecordCurve, fmt_delta
@@ -362,7 +363,23 @@ class RaceEngine:
             "finish_eta": next((e.to_dict(start) for e in etas
                                 if e.target == self.layout.ids[-1]), None),
             "etas": [e.to_dict(start) for e in etas[:NEXT_ETAS]],
+            "cutoffs": self._cutoff_chances(r, now_ms, names),
         }
+
+    def _cutoff_chances(self, r: RunnerState, now_ms: int,
+                        names: dict[str, str]) -> list[dict[str, Any]]:
+        """Each cutoff still ahead of a running runner with its chance of making it."""
+        if r.status is not Status.RUNNING or not self._cutoff_ids:
+            return []
+        by_target = {e.target: e for e in self.etas(r, now_ms, only=self._cutoff_ids)}
+        out = []
+        for cid, cutoff_ms in self.rules.cutoffs:
+            eta = by_target.get(cid)
+            if eta is not None and r.split(cid) is None:
+                p = 0.0 if now_ms > cutoff_ms else round(p_by(eta, cutoff_ms), 2)
+                out.append({"checkpoint": cid, "name": names[cid], "cutoff_ms": cutoff_ms,
+                            "p_make": p})
+        return out
 
     def _gaps(self, r: RunnerState) -> dict[str, Any]:
         return self._ranking.get(r.bib, dict.fromkeys(RANKING))

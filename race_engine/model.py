@@ -90,8 +90,11 @@ class AlertThresholds:
     off_course_m: float = 150.0
     off_course_s: float = 120.0
     low_battery: float = 0.15
-    # A projected cutoff miss is raised when the projection's optimistic edge is past it.
+    # A projected cutoff miss is raised when the runner misses it with at least this
+    # probability (race_engine.projections.p_by), the cutoff taken this much later.
+    # 0.9 is the projection's optimistic edge (p10) past the cutoff.
     cutoff_risk_margin_min: float = 0.0
+    cutoff_risk_p_miss: float = 0.9
 
 
 @dataclass(frozen=True, slots=True)

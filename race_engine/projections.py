@@ -4,8 +4,9 @@ Two models (docs/projections.md explains them and how they compare):
 
 * ``record-ratio`` (the default): the runner's time so far divided by the reference
   curve's time to the same point (race_engine.record), blending the whole race with the
-  last ``RECENT_M`` metres; the ratio then drifts up by ``FATIGUE`` per course length
-  ahead, because runners fade more than a record holder does. Where a race has no record
+  last ``RECENT_M`` metres; the ratio then drifts up per course length ahead, the more
+  the slower the runner (``fade``): the back of a field fades more than a record holder
+  does, its front no more. Where a race has no record
   the reference is the effort-distance curve and the model is named ``effort-ratio``.
 * ``last-segment-speed`` (the baseline): remaining distance at the speed of the last
   segment between two splits (or of the race so far before the first one).
@@ -36,7 +37,12 @@ MODELS = (RECORD_RATIO, LAST_SEGMENT)
 
 RECENT_M = 3000.0
 RECENT_WEIGHT = 0.15
-FATIGUE = 0.15
+# Fatigue beyond the reference's own (``fade``): none for a runner within FATIGUE_FROM
+# of the reference's pace (the record curve already holds the record holder's fade),
+# then the ratio drifts up by FATIGUE_K per unit of pace ratio beyond it, per course
+# length ahead: the back of a field fades more than its front.
+FATIGUE_FROM = 1.44
+FATIGUE_K = 0.8
 SIGMA_REL = 0.07
 SIGMA_ABS_S = 90.0
 Z90 = 1.2816
@@ -94,8 +100,8 @@ def project(runner: RunnerState, curve: RecordCurve, targets: Sequence[tuple[str
         name = RECORD_RATIO if curve.name == "record" else EFFORT_RATIO
         ratio = pace_ratio(runner, curve, t_cur, x)
         def remaining(d: float) -> float:
-            fade = 1.0 + FATIGUE * 0.5 * (d - x) / length_m
-            return ratio * fade * (curve.t_at(d) - curve.t_at(x))
+            return ratio * fade(ratio, x / length_m, d / length_m) \
+                * (curve.t_at(d) - curve.t_at(x))
     else:
         name = LAST_SEGMENT
         speed = last_segment_speed(runner, t_cur, x)
@@ -111,6 +117,29 @@ def project(runner: RunnerState, curve: RecordCurve, targets: Sequence[tuple[str
                        max(now_ms, round(t_cur + rem_ms - below)),
                        max(now_ms, round(t_cur + rem_ms + above)), name))
     return out
+
+
+def p_by(eta: Eta, t_ms: float) -> float:
+    """The probability that the runner arrives at ``eta``'s target by ``t_ms``: the band
+    read as a two-piece normal, median ``t_ms`` of the ETA, with p10 and p90 at -/+
+    Z90 sigma on each side (so it is 0.1 at p10 and 0.9 at p90)."""
+    if t_ms >= eta.t_ms:
+        sigma, z_sign = (eta.p90_ms - eta.t_ms) / Z90, 1.0
+    else:
+        sigma, z_sign = (eta.t_ms - eta.p10_ms) / Z90, -1.0
+    if sigma <= 0.0:
+        return 1.0 if t_ms >= eta.t_ms else 0.0
+    z = z_sign * abs(t_ms - eta.t_ms) / sigma
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def fade(ratio: float, u: float, v: float) -> float:
+    """How much slower than its pace so far (``ratio``) a runner goes from ``u`` to
+    ``v`` (shares of the course): its ratio drifts up by F = FATIGUE_K * (ratio -
+    FATIGUE_FROM) (0 below it) per course length, so over the stretch by F times half
+    its length (the drift at its middle)."""
+    f = FATIGUE_K * max(ratio - FATIGUE_FROM, 0.0)
+    return 1.0 + f * 0.5 * (v - u)
 
 
 def band_ms(rem_ms: float) -> tuple[float, float]:

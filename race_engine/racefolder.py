@@ -433,13 +433,17 @@ def _danger_zones(tf: _Toml, items: list[dict[str, Any]], scale: float,
     return tuple(out)
 
 
+_FRACTIONS = ("low_battery", "cutoff_risk_p_miss")
+
+
 def _thresholds(tf: _Toml, doc: dict[str, Any]) -> AlertThresholds:
     alerts = tf.table(doc.get("alerts", {}), "alerts", "alerts")
     values = {}
     for key in alerts:
         v = tf.number(alerts, key, "alerts")
-        if v < 0 or (key == "low_battery" and v > 1):
+        if v < 0 or (key in _FRACTIONS and v > 1):
             raise tf.fail(f"alerts.{key}", f"{v} is out of range",
-                          "use a value >= 0 (low_battery is a fraction from 0 to 1)")
+                          "use a value >= 0 (low_battery and cutoff_risk_p_miss are "
+                          "fractions from 0 to 1)")
         values[key] = v
     return AlertThresholds(**values)

@@ -340,6 +340,9 @@ def test_spectator_page_renders_and_updates_live(live: Live) -> None:
         sure = [s for s in sent["splits"] if s["source"] == "gps" and s["err_s"]]
         assert sure and card.locator("table.splits .err").count() == len(sure)
         assert f"±{max(1, round(sure[-1]['err_s']))} s" in card.inner_text()
+        # And the chance of making each cutoff still ahead (Sancti Spiritu's, 3:15).
+        assert sent["cutoffs"] and card.locator(".cutoff").count() == len(sent["cutoffs"])
+        assert "chance to make it" in card.locator(".cutoff").first.inner_text()
         assert page.locator(f"#map .runner.selected[data-bib='{moved['bib']}']").count() == 1
         page.evaluate("window.__notReloaded = true")
         page.screenshot(path=artifact("spectator-desktop-before.png"), full_page=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from race_engine.alerts import ORDER, SEVERITY, AlertBook, Rules, evaluate
 from race_engine.course import Course
 from race_engine.model import AlertThresholds, DangerZone, Status
-from race_engine.projections import Eta
+from race_engine.projections import Eta, p_by
 from race_engine.runner import CHIP, MANUAL, Layout, RunnerState
 
 START = 1_800_000_000_000
@@ -168,3 +170,18 @@ def test_a_held_chip_read_is_an_alert_at_its_checkpoint_until_a_manual_split() -
     assert "implausible_chip_read" in kinds(r, at(13))
     r.set_split("cp", read, MANUAL)  # race control decided
     assert "implausible_chip_read" not in kinds(r, at(13))
+
+
+def test_cutoff_risk_says_how_likely_the_miss_is_and_its_threshold_is_a_probability() -> None:
+    r = runner((30, 1500.0))
+    # The cutoff (60 min) sits between p10 (55) and the median (70): about a 70% miss.
+    eta = [Eta("cp", at(70), at(55), at(80), "record-ratio")]
+    assert "cutoff_risk" not in kinds(r, at(31), etas=eta)  # below the default 90%
+    eager = replace(RULES, thresholds=AlertThresholds(cutoff_risk_p_miss=0.6))
+    (a,) = [a for a in evaluate(r, eager, at(31), etas=eta) if a.kind == "cutoff_risk"]
+    p_miss = 1 - p_by(eta[0], at(60))
+    assert 0.6 < p_miss < 0.9
+    assert f"{p_miss:.0%} likely to miss the cutoff at cp" in a.message
+    sure = [Eta("cp", at(120), at(100), at(140), "record-ratio")]
+    (b,) = [a for a in evaluate(r, RULES, at(31), etas=sure) if a.kind == "cutoff_risk"]
+    assert b.message.startswith("over 99% likely to miss")

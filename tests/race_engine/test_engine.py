@@ -397,3 +397,17 @@ def test_held_reads_replay_restore_and_retry_the_same() -> None:
     assert back.alerts() == live.alerts() and back.runner_state("1") == live.runner_state("1")
     assert back.on_chip_read(ChipRead("1", "b2", START + 1_760_000), fs[-1].t) == []  # a retry
     assert splits(back, "1") == splits(live, "1")
+
+
+def test_the_card_gives_the_chance_of_making_each_cutoff_still_ahead() -> None:
+    e = RaceEngine(RACE)  # the finish closes at 3 h
+    feed(e, [f for f in fixes("dev1", 2.5) if f.t <= START + 1200_000])  # 3 km in 20 min
+    feed(e, [f for f in fixes("dev2", 0.9) if f.t <= START + 3000_000])  # 2.7 km in 50 min
+    now = START + 3000_000
+    fast, slow = e.runner_view("1", now)["cutoffs"], e.runner_view("2", now)["cutoffs"]
+    assert [c["checkpoint"] for c in fast] == ["finish"] and fast[0]["p_make"] > 0.9
+    assert fast[0]["name"] == "Finish" and fast[0]["cutoff_ms"] == START + 3 * 3600_000
+    assert slow[0]["p_make"] < fast[0]["p_make"]
+    done = RaceEngine(RACE)
+    feed(done, fixes("dev1", 2.5))
+    assert done.runner_view("1", START + 4 * 3600_000)["cutoffs"] == []  # finished

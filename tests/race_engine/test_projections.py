@@ -6,9 +6,12 @@ import pytest
 
 from race_engine.projections import (
     EFFORT_RATIO,
-    FATIGUE,
+    FATIGUE_FROM,
+    FATIGUE_K,
     LAST_SEGMENT,
     RECORD_RATIO,
+    Eta,
+    p_by,
     pace_ratio,
     project,
 )
@@ -37,10 +40,20 @@ def test_record_ratio_projects_the_runner_ratio_with_fatigue() -> None:
     r = runner((300, 1000.0), (600, 2000.0), (900, 3000.0))  # 1.5x the reference
     assert pace_ratio(r, CURVE, at(900), 3000.0) == pytest.approx(1.5)
     (eta,) = project(r, CURVE, TARGETS, at(900), 4000.0)
-    remaining = 1.5 * (1 + FATIGUE * 0.5 * 1000 / 4000) * 200.0
+    # The back of a field fades more than the reference: the ratio drifts up by
+    # FATIGUE_K per unit of ratio beyond FATIGUE_FROM, per course length ahead.
+    f = FATIGUE_K * (1.5 - FATIGUE_FROM)
+    remaining = 1.5 * (1 + f * 0.5 * 1000 / 4000) * 200.0
     assert eta.target == "finish" and eta.model == RECORD_RATIO
     assert eta.t_ms == pytest.approx(at(900 + remaining), abs=1)
+    assert remaining > 1.5 * 200.0  # slower than its pace so far
     assert eta.p10_ms < eta.t_ms < eta.p90_ms
+
+
+def test_a_runner_near_the_reference_s_pace_fades_no_more_than_it() -> None:
+    r = runner((150, 1000.0), (300, 2000.0), (450, 3000.0))  # 0.75x: faster than it
+    (eta,) = project(r, CURVE, TARGETS, at(450), 4000.0)
+    assert eta.t_ms == pytest.approx(at(450 + 0.75 * 200.0), abs=1)
 
 
 def test_recent_pace_weighs_in() -> None:
@@ -83,3 +96,13 @@ def test_too_early_to_project_and_unknown_model() -> None:
     assert project(runner((60, 200.0)), CURVE, TARGETS, at(60), 4000.0) == []
     with pytest.raises(ValueError, match="unknown projection model 'magic'"):
         project(runner(), CURVE, TARGETS, at(60), 4000.0, model="magic")
+
+
+def test_the_chance_of_arriving_by_a_time_reads_the_band() -> None:
+    eta = Eta("finish", at(1000), at(900), at(1200), RECORD_RATIO)
+    assert p_by(eta, at(900)) == pytest.approx(0.1, abs=1e-4)  # Z90 to 4 digits
+    assert p_by(eta, at(1000)) == pytest.approx(0.5)
+    assert p_by(eta, at(1200)) == pytest.approx(0.9, abs=1e-4)
+    times = [at(s) for s in range(700, 1500, 25)]
+    chances = [p_by(eta, t) for t in times]
+    assert chances == sorted(chances) and chances[0] < 0.01 and chances[-1] > 0.99

@@ -164,6 +164,16 @@ class Eta(Struct, kw_only=True):
     model: str
 
 
+class CutoffChance(Struct, kw_only=True):
+    """The estimated chance of reaching a checkpoint before its cutoff (from the
+    projection's band: race_engine.projections.p_by)."""
+
+    checkpoint: str
+    name: str
+    cutoff_ms: int
+    p_make: float  # 0-1, two decimals
+
+
 class Card(RunnerIdentity, kw_only=True):
     """A runner's public card (``RaceEngine.runner_view``)."""
 
@@ -181,6 +191,7 @@ class Card(RunnerIdentity, kw_only=True):
     reference: str
     finish_eta: Eta | None
     etas: list[Eta]
+    cutoffs: list[CutoffChance]  # the cutoffs still ahead, in course order
 
 
 class RunnerUpdate(Struct, kw_only=True):

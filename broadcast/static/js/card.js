@@ -64,6 +64,13 @@ function cpName(ctx, id) {
   return c ? c.name : id;
 }
 
+/** A probability as people read it: "35%", "over 99%", "under 1%". */
+function chance(p) {
+  if (p > 0.99) return "over 99%";
+  if (p < 0.01) return "under 1%";
+  return `${Math.round(p * 100)}%`;
+}
+
 function band(e, tz) {
   return `${wallClock(e.p10_ms, tz)}–${wallClock(e.p90_ms, tz)}`;
 }
@@ -75,14 +82,16 @@ function projectionsHtml(card, ctx) {
     ? `<p class="finish-eta">Projected finish <strong>${esc(clock(fin.elapsed_s))}</strong>
         at ${esc(wallClock(fin.t_ms, tz))} <small>(${esc(band(fin, tz))}, ${esc(fin.model)})</small></p>`
     : "";
-  if (!card.etas || card.etas.length === 0) return finish;
+  const cutoffs = (card.cutoffs || []).map((c) => `<p class="cutoff">Cutoff at ${esc(c.name)}
+      ${esc(wallClock(c.cutoff_ms, tz))}: <strong>${esc(chance(c.p_make))}</strong> chance to make it</p>`).join("");
+  if (!card.etas || card.etas.length === 0) return finish + cutoffs;
   const rows = card.etas.map((e) => `<tr>
       <td>${esc(cpName(ctx, e.checkpoint))}</td>
       <td class="num">${esc(wallClock(e.t_ms, tz))}</td>
       <td class="num">${esc(band(e, tz))}</td>
       <td class="num hide-s">${esc(clock(e.elapsed_s))}</td>
       <td class="hide-s"><small>${esc(e.model)}</small></td></tr>`).join("");
-  return `${finish}<h3>Next checkpoints</h3>
+  return `${finish}${cutoffs}<h3>Next checkpoints</h3>
     <table class="etas"><thead><tr><th>Checkpoint</th><th class="num">ETA</th>
       <th class="num">Band (p10–p90)</th><th class="num hide-s">Race time</th><th class="hide-s">Model</th></tr></thead>
       <tbody>${rows}</tbody></table>`;

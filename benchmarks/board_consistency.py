@@ -17,7 +17,9 @@ the same boards). On each board it checks, for every ranked runner:
   and each gap taken at the chaser's latest fix, ``board.gap_s``), on the same runners:
   how many gaps to the runner ahead were negative, and how many runners ever had one.
 
-It also times the board's construction (``build_board``) per board.
+It also times the board's construction (``build_board``) per board, and counts the rows
+that changed from one board to the next and those worth sending again
+(``board.row_moved``: the processors' standings updates carry only those).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 import numpy as np
 from provenance import code_version
 
-from race_engine.board import build_board, gap_s, point
+from race_engine.board import build_board, gap_s, point, row_moved
 from race_engine.engine import RaceEngine
 from race_engine.model import Status
 from race_engine.runner import RunnerState
@@ -88,12 +90,25 @@ class Tally:
         self.old_runners_negative: set[str] = set()
         self.old_worst_board = 0
         self.build_ms: list[float] = []
+        self.sent: dict[str, dict[str, Any]] = {}  # each row as last re-sent (row_moved)
+        self.last: dict[str, dict[str, Any]] = {}  # each row on the previous board
+        self.resent = 0
+        self.changed = 0
 
     def check(self, engine: RaceEngine, now: int) -> None:
         t0 = time.perf_counter()
         board = build_board(engine.race.id, engine.runners, engine.entrants, engine.curve, now)
         self.build_ms.append((time.perf_counter() - t0) * 1000.0)
         self.boards += 1
+        for row in board["runners"]:
+            bib = row["bib"]
+            if self.boards > 1:
+                self.resent += row_moved(row, self.sent.get(bib))
+                self.changed += {**row, "last_seen_s": 0} != {**self.last.get(bib, {}),
+                                                              "last_seen_s": 0}
+            if row_moved(row, self.sent.get(bib)):
+                self.sent[bib] = row
+            self.last[bib] = row
         rows = [row for row in board["runners"] if row["rank"] is not None]
         if rows and rows[0]["gap_leader_s"] != 0.0:
             self.leader_not_zero += 1
@@ -130,6 +145,8 @@ class Tally:
             "leader_gap_not_zero": self.leader_not_zero,
             "runners_with_a_negative_gap": len(self.runners_negative),
             "tied_rows": self.tied, "estimated_rows": self.estimated,
+            "rows_changed_per_board": self.changed / max(self.boards - 1, 1),
+            "rows_resent_per_board": self.resent / max(self.boards - 1, 1),
             "old_rule": {
                 "rows": self.old_rows, "negative_gap_ahead": self.old_negative_ahead,
                 "negative_gap_leader": self.old_negative_leader,
@@ -180,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{old['negative_gap_leader']} to the leader; "
           f"{old['runners_with_a_negative_gap']} of {args.runners} runners had one, at "
           f"most {old['most_on_one_board']} on one board")
+    print(f"rows per board: {f['rows_changed_per_board']:.1f} changed, "
+          f"{f['rows_resent_per_board']:.1f} worth sending again (row_moved)")
     b = f["build_ms"]
     print(f"build_board: p50 {b['p50']:.1f} ms, p99 {b['p99']:.1f} ms, max {b['max']:.1f} ms")
     ok = f["negative_gap_ahead"] == 0 and f["negative_gap_leader"] == 0 \

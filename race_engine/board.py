@@ -211,6 +211,30 @@ def build_board(race_id: str, runners: Mapping[str, Racer],
     }
 
 
+# Between a runner's fixes its position now and its gaps move a little at every round
+# (the board is taken at the race's newest fix): a row is worth sending again when its
+# position now moved MOVE_M or a gap MOVE_S, or anything else in it changed.
+MOVE_M = 50.0
+MOVE_S = 2.0
+_DRIFT = {"est_m": MOVE_M, "gap_leader_s": MOVE_S, "gap_ahead_s": MOVE_S}
+_AGES = {"last_seen_s"}  # readers derive it from the clock
+
+
+def row_moved(row: Mapping[str, Any], sent: Mapping[str, Any] | None) -> bool:
+    """Whether board row ``row`` differs from the row ``sent`` before it (None: never
+    sent) by more than the drift between fixes (see MOVE_M)."""
+    if sent is None:
+        return True
+    for k, v in row.items():
+        w = sent.get(k)
+        if v == w or k in _AGES:
+            continue
+        tol = _DRIFT.get(k)
+        if tol is None or v is None or w is None or abs(v - w) >= tol:
+            return True
+    return False
+
+
 def _gap(pl: Place, ahead: Racer, ahead_pl: Place) -> float:
     """Whole seconds from the runner ahead's time at ``pl`` to ``pl``'s own time (>= 0:
     the runner ahead is at or past ``pl.m`` no later than ``pl.t``)."""

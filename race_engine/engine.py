@@ -363,15 +363,14 @@ class RaceEngine:
             "finish_eta": next((e.to_dict(start) for e in etas
                                 if e.target == self.layout.ids[-1]), None),
             "etas": [e.to_dict(start) for e in etas[:NEXT_ETAS]],
-            "cutoffs": self._cutoff_chances(r, now_ms, names),
+            "cutoffs": self._cutoff_chances(r, now_ms, etas, names),
         }
 
-    def _cutoff_chances(self, r: RunnerState, now_ms: int,
+    def _cutoff_chances(self, r: RunnerState, now_ms: int, etas: list[Eta],
                         names: dict[str, str]) -> list[dict[str, Any]]:
-        """Each cutoff still ahead of a running runner with its chance of making it."""
-        if r.status is not Status.RUNNING or not self._cutoff_ids:
-            return []
-        by_target = {e.target: e for e in self.etas(r, now_ms, only=self._cutoff_ids)}
+        """Each cutoff still ahead of a running runner (``etas``: its ETAs) with its
+        chance of making it."""
+        by_target = {e.target: e for e in etas}
         out = []
         for cid, cutoff_ms in self.rules.cutoffs:
             eta = by_target.get(cid)

@@ -123,14 +123,11 @@ def p_by(eta: Eta, t_ms: float) -> float:
     """The probability that the runner arrives at ``eta``'s target by ``t_ms``: the band
     read as a two-piece normal, median ``t_ms`` of the ETA, with p10 and p90 at -/+
     Z90 sigma on each side (so it is 0.1 at p10 and 0.9 at p90)."""
-    if t_ms >= eta.t_ms:
-        sigma, z_sign = (eta.p90_ms - eta.t_ms) / Z90, 1.0
-    else:
-        sigma, z_sign = (eta.t_ms - eta.p10_ms) / Z90, -1.0
+    late = t_ms >= eta.t_ms
+    sigma = (eta.p90_ms - eta.t_ms if late else eta.t_ms - eta.p10_ms) / Z90
     if sigma <= 0.0:
-        return 1.0 if t_ms >= eta.t_ms else 0.0
-    z = z_sign * abs(t_ms - eta.t_ms) / sigma
-    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+        return 1.0 if late else 0.0
+    return 0.5 * (1.0 + math.erf((t_ms - eta.t_ms) / sigma / math.sqrt(2.0)))
 
 
 def fade(ratio: float, u: float, v: float) -> float:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from race_engine.board import build_board
+from race_engine.board import build_board, row_moved
 from race_engine.engine import EngineInputError
 from race_engine.model import Race, Status
 from race_engine.record import RecordCurve
@@ -169,8 +169,10 @@ class RaceStage:
                                      "generated_ms": now, "board": board}
             self._last_snapshot_ms = wall_ms
         else:
-            changed = [row for bib, row in rows.items()
-                       if _same(row) != _same(self._rows.get(bib))]
+            changed = [row for bib, row in rows.items() if row_moved(row, self._rows.get(bib))]
+            # What consumers hold: the rows as last sent.
+            held = {row["bib"]: row for row in changed}
+            rows = {bib: held.get(bib) or self._rows[bib] for bib in rows}
             changed_cps = [cp for cid, cp in cps.items() if cp != self._checkpoints.get(cid)]
             new_finishers = board["finishers"] != self._finishers
             if not changed and not changed_cps and not new_finishers and order == self._order:
@@ -217,11 +219,3 @@ class RaceStage:
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 raise EngineInputError(f"malformed saved race state: {e!r}") from None
         return stage
-
-
-def _same(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A row without its fields that only age (consumers derive them from the clock)."""
-    if row is None:
-        return None
-    return {k: v for k, v in row.items() if k != "last_seen_s"}
-

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from race_engine.board import build_board, gap_s, rank_key, ranked
+from race_engine.board import build_board, gap_s, rank_key, ranked, row_moved
 from race_engine.model import Entrant, Status
 from race_engine.record import RecordCurve
 from race_engine.runner import CHIP, Layout, RunnerState
@@ -210,3 +210,16 @@ def test_no_board_of_a_whole_simulated_race_has_a_negative_gap() -> None:
             next_board = now + 60_000
         engine.on_fix(None, fix, now)
     assert boards > 400 and estimated > 0 and finished > 0  # the checks met those cases
+
+
+def test_a_row_is_sent_again_when_it_moved_more_than_between_fixes() -> None:
+    r = runner("1", (300, 1500.0), (400, 1900.0))
+    (row,) = build_board("race", {"1": r}, {}, CURVE, at(400))["runners"]
+    assert row_moved(row, None)
+    assert not row_moved({**row, "last_seen_s": 99.0}, row)
+    assert not row_moved({**row, "est_m": row["est_m"] + 40.0, "gap_ahead_s": 1.0},
+                         {**row, "gap_ahead_s": 0.0})
+    assert row_moved({**row, "est_m": row["est_m"] + 50.0}, row)
+    assert row_moved({**row, "gap_leader_s": 2.0}, row)
+    assert row_moved({**row, "gap_ahead_s": 1.0}, {**row, "gap_ahead_s": None})
+    assert row_moved({**row, "rank": 2}, row) and row_moved({**row, "tied": True}, row)

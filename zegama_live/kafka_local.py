@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from zegama_live.topics import TOPICS, Topic
+from zegama_live.topics import CLUSTER, LOCAL, REPLICATION, TOPICS, Topic
 
 REPO = Path(__file__).resolve().parent.parent
 POM = REPO / "deploy" / "local" / "pom.xml"
@@ -101,9 +101,7 @@ def ensure_jars() -> Path:
 def replication(brokers: int) -> tuple[int, int]:
     """(replication factor, min.insync.replicas) for a cluster of ``brokers``: 1/1 on one
     node, 3/2 from three on (a write survives one broker lost, and one more stays safe)."""
-    if brokers >= 3:
-        return 3, 2
-    return 1, 1
+    return REPLICATION[CLUSTER if brokers >= 3 else LOCAL]
 
 
 def _server_properties(k: LocalKafka) -> str:

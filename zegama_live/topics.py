@@ -83,6 +83,19 @@ TOPICS: tuple[Topic, ...] = (
     ),
 )
 
+# Replication by environment, (replication factor, min.insync.replicas): one local
+# broker, or a cluster of three where a write needs two replicas, so a broker can be
+# lost with nothing acknowledged lost (producers use acks=all and idempotence).
+LOCAL, CLUSTER = "local", "cluster"
+REPLICATION = {LOCAL: (1, 1), CLUSTER: (3, 2)}
+
+
+def replicated(t: Topic, environment: str) -> tuple[int, dict[str, str]]:
+    """The replication factor and the topic config of ``t`` in ``environment``."""
+    rf, isr = REPLICATION[environment]
+    return rf, {**t.config, "min.insync.replicas": str(isr)}
+
+
 BY_NAME = {t.name: t for t in TOPICS}
 PINGS = BY_NAME["pings.v1"].name
 CHIP_READS = BY_NAME["chip-reads.v1"].name

@@ -19,6 +19,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--websocket", action="store_true",
                         help="write the websocket protocol's JSON Schema "
                              "(docs/websocket.schema.json) and exit")
+    parser.add_argument("--kafkatopics", action="store_true",
+                        help="write the topics as Strimzi KafkaTopic resources for a cluster "
+                        "(deploy/k8s/base/kafka-topics.yaml) and exit")
     parser.add_argument("--js", action="store_true",
                         help="write the records' constants for the pages "
                              "(broadcast/static/js/records.js) and exit")
@@ -38,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
 
         write_schema()
         print(f"wrote {WEBSOCKET_SCHEMA}")
+        return 0
+    if args.kafkatopics:
+        from zegama_live.manifests import KAFKA_TOPICS, kafka_topics, render
+
+        KAFKA_TOPICS.write_text(render(kafka_topics()))
+        print(f"wrote {KAFKA_TOPICS}")
         return 0
     if args.js:
         from zegama_live.records.js import PAGES_MODULE, module_text

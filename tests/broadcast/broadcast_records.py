@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from race_engine.board import row_moved
 from race_engine.engine import RaceEngine
 from race_engine.racefolder import load_race
 from race_engine.simulate import SimOptions, simulate
@@ -46,7 +47,8 @@ class RaceRecords:
         self.snapshot_every = snapshot_every
         self.seq = 100
         self.ticks = 0
-        self.board: Json | None = None
+        self.board: Json | None = None  # the board as a consumer of the records holds it
+        self.sent: dict[str, Json] = {}  # each row as last sent (the processors' rule)
         self.tracks: dict[str, list[list[float]]] = {}
 
     def next_seq(self) -> int:
@@ -90,19 +92,27 @@ class RaceRecords:
         seq, rid = self.next_seq(), self.race.id
         if prev is None or self.ticks % self.snapshot_every == 0:
             self.standings_seq = seq
+            self.sent = {r["bib"]: r for r in board["runners"]}
             return {"v": 1, "type": "snapshot", "race": rid, "seq": seq, "generated_ms": now,
                     "board": board}
-        old_rows = {r["bib"]: r for r in prev["runners"]}
         old_cps = {c["id"]: c for c in prev["checkpoints"]}
         rec = {"v": 1, "type": "update", "race": rid, "seq": seq, "base_seq": self.standings_seq,
                "generated_ms": now, "leader": board["leader"],
                "order": [r["bib"] for r in board["runners"]],
-               "rows": [r for r in board["runners"] if old_rows.get(r["bib"]) != r],
+               "rows": self._moved(board),
                "checkpoints": [c for c in board["checkpoints"] if old_cps.get(c["id"]) != c]}
         if board["finishers"] != prev["finishers"]:
             rec["finishers"] = board["finishers"]
         self.standings_seq = seq
+        # What a consumer holds after applying it: the rows as last sent.
+        self.board = {**board, "runners": [self.sent[r["bib"]] for r in board["runners"]]}
         return rec
+
+    def _moved(self, board: Json) -> list[Json]:
+        """The rows the processors send again (race_engine.board.row_moved)."""
+        rows = [r for r in board["runners"] if row_moved(r, self.sent.get(r["bib"]))]
+        self.sent.update((r["bib"], r) for r in rows)
+        return rows
 
     def _track(self, bib: str, card: Json, now: int) -> list[list[float]]:
         track = self.tracks.setdefault(bib, [])

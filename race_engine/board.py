@@ -150,8 +150,9 @@ def board_time_at(r: Racer, pl: Place, d: float) -> float:
 
 def gap_s(chaser: Racer, ahead: Racer) -> float | None:
     """Seconds ``chaser`` is behind ``ahead`` at the chaser's latest point, or None if
-    ``ahead`` has not been there (or the chaser has no position). Cards and tools; the
-    board's own gaps are taken at its common time (``build_board``)."""
+    ``ahead`` has not been there (or the chaser has no position): the rule the board
+    had before it ranked at one common time (``build_board``), kept for the benchmark
+    that compares the two (benchmarks/board_consistency.py)."""
     p = point(chaser)
     if p is None:
         return None
@@ -159,13 +160,10 @@ def gap_s(chaser: Racer, ahead: Racer) -> float | None:
     return None if t is None else (p[0] - t) / 1000.0
 
 
-def ranked(runners: Mapping[str, R], curve: RecordCurve | None = None,
-           at_ms: float | None = None) -> list[R]:
-    """All runners in board order; at ``at_ms`` (with the pace ``curve``) as the board
-    ranks them, else by latest progress."""
-    if at_ms is None:
-        return sorted(runners.values(), key=rank_key)
-    return [r for _, r in _placed(runners, curve, at_ms)]
+def ranked(runners: Mapping[str, R]) -> list[R]:
+    """All runners by latest progress (``rank_key`` without a place; the board itself
+    ranks them at its common time, ``build_board``)."""
+    return sorted(runners.values(), key=rank_key)
 
 
 def _placed(runners: Mapping[str, R], curve: RecordCurve | None,

@@ -575,15 +575,17 @@ class RunnerState:
         cid = self.layout.ids[i]
         x = self._crossing(i)
         ti = None if x is None else int(x[0] + 0.5)
+        err = None if x is None else round(x[1], 1)
         if x is None:
             self.fit_span.pop(cid, None)
+        if self.gps.get(cid) == ti and self.gps_err.get(cid) == err:
+            return []
+        if err is None:
             self.gps_err.pop(cid, None)
         else:
-            self.gps_err[cid] = round(x[1], 1)
-        if self.gps.get(cid) == ti:
-            return []
+            self.gps_err[cid] = err  # a change of err_s alone is a change of the split
         if ti is None:
-            del self.gps[cid]
+            self.gps.pop(cid, None)
         else:
             self.gps[cid] = ti
         return [] if cid in self.chip or cid in self.manual else [cid]
